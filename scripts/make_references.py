@@ -1,0 +1,124 @@
+"""Compute the reference tensors the test cells compare with: `assets/references.pt`.
+
+Every expected value is computed by the solution notebook's own code (sdskit.notebook_code),
+on the tiny model, on the CPU, from fixed seeds. Inputs are drawn from seeded generators, so
+running this again gives the same file; `tests/test_generated.py` checks that it does.
+
+    python scripts/make_references.py           # write assets/references.pt
+    python scripts/make_references.py --out F   # write elsewhere (the drift test uses this)
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from sdskit.checks import reference_instance
+from sdskit.notebook_code import solution_class
+from sdskit.paths import REFERENCES, TINY_SD
+
+
+def _rand(seed: int, *shape: int) -> torch.Tensor:
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _randn(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def make_references() -> dict:
+    torch.use_deterministic_algorithms(True)
+    StableDiffusion = solution_class()
+    refs: dict = {"format": 1}
+
+    # Blank 1: the defaults' step range, and the parameter count of a correctly built module.
+    sd = StableDiffusion("cpu", False, False, hf_key=str(TINY_SD))
+    refs["init"] = {
+        "min_step": sd.min_step,
+        "max_step": sd.max_step,
+        "n_parameters": sum(p.numel() for p in sd.parameters()),
+    }
+    step_range = sd.min_step, sd.max_step
+
+    # Blank 2: (num_train_timesteps, t_range) cases. The hidden ones include a case where
+    # int() and round() disagree (0.9995 * 1000 = 999.5).
+    cases = {
+        "visible": [(1000, (0.02, 0.98)), (1000, (0.1, 0.9))],
+        "hidden": [(1000, (0.25, 0.75)), (50, (0.02, 0.98)), (1000, (0.0285, 0.9995)),
+                   (500, (0.3, 0.7))],
+    }
+    refs["blank2"] = {}
+    for split, items in cases.items():
+        refs["blank2"][split] = []
+        for steps, t_range in items:
+            probe = reference_instance(StableDiffusion, step_range)
+            probe.num_train_timesteps = steps
+            probe.set_step_range(list(t_range))
+            refs["blank2"][split].append({
+                "num_train_timesteps": steps, "t_range": list(t_range),
+                "min_step": probe.min_step, "max_step": probe.max_step,
+            })
+
+    sd = reference_instance(StableDiffusion, step_range)
+
+    # Blank 3: 4-channel renders -> latents.
+    refs["blank3"] = {}
+    for split, seed, shape in (("visible", 30, (1, 4, 32, 32)), ("hidden", 31, (3, 4, 96, 128))):
+        pred_rgb = _rand(seed, *shape)
+        refs["blank3"][split] = {"pred_rgb": pred_rgb, "latents": sd.interpolate_latents(pred_rgb)}
+
+    # Blank 4: RGB renders -> 512 -> VAE latents, and the gradient back to the render.
+    refs["blank4"] = {}
+    for split, seed, shape in (("visible", 40, (1, 3, 64, 64)), ("hidden", 41, (2, 3, 80, 120))):
+        pred_rgb = _rand(seed, *shape).requires_grad_(True)
+        torch.manual_seed(seed)  # encode_imgs samples the VAE posterior
+        latents = sd.encode_rgb(pred_rgb)
+        upstream = _randn(seed + 100, *latents.shape)
+        latents.backward(upstream)
+        refs["blank4"][split] = {
+            "pred_rgb": pred_rgb.detach(), "seed": seed, "latents": latents.detach(),
+            "upstream": upstream, "pred_rgb_grad": pred_rgb.grad.detach(),
+        }
+
+    # Blank 5: ranges and batch sizes to sample from; the check tests the draws' properties.
+    refs["blank5"] = {
+        "visible": [
+            {"min_step": 20, "max_step": 980, "batch": 1, "draws": 300, "seed": 50},
+            {"min_step": 5, "max_step": 9, "batch": 1, "draws": 400, "seed": 51},
+        ],
+        "hidden": [
+            {"min_step": 0, "max_step": 3, "batch": 4, "draws": 300, "seed": 52},
+            {"min_step": 7, "max_step": 7, "batch": 2, "draws": 20, "seed": 53},
+            {"min_step": 100, "max_step": 103, "batch": 1, "draws": 400, "seed": 54},
+        ],
+    }
+
+    # Blank 6: guided noise prediction, added noise, weight -> gradient.
+    refs["blank6"] = {}
+    for split, seed, batch in (("visible", 60, 1), ("hidden", 61, 3)):
+        noise_pred = _randn(seed, batch, 4, 64, 64) * 3
+        noise = _randn(seed + 1, batch, 4, 64, 64)
+        w = 1 - sd.alphas[torch.tensor([500, 20, 980][:batch])].view(batch, 1, 1, 1)
+        refs["blank6"][split] = {"noise_pred": noise_pred, "noise": noise, "w": w,
+                                 "grad": sd.sds_gradient(noise_pred, noise, w)}
+
+    # Blank 7: latents and gradient -> targets.
+    refs["blank7"] = {}
+    for split, seed, batch in (("visible", 70, 1), ("hidden", 71, 3)):
+        latents = _randn(seed, batch, 4, 64, 64)
+        grad = _randn(seed + 1, batch, 4, 64, 64) * 0.1
+        refs["blank7"][split] = {"latents": latents, "grad": grad,
+                                 "targets": sd.sds_targets(latents, grad)}
+    return refs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REFERENCES)
+    args = parser.parse_args()
+    torch.save(make_references(), args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()

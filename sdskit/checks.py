@@ -1,0 +1,490 @@
+"""The checks behind the assignment's test cells, one function per blank.
+
+Each check takes the student's `StableDiffusion` class, runs only the blank it grades, and
+returns a `Report`. A test cell reads
+
+    report = checks.blank5_sample_timestep(StableDiffusion, "visible")
+    assert report.passed, report.message
+
+so a failure shows one short message in the student's terms and no traceback from the kit.
+
+Isolation: a blank is graded as if the other six were right. The checks never call the
+student's `__init__` except in blank 1's check (which replaces blank 2 with its reference
+values); every other check builds the object from the tiny model and the reference state
+(`reference_instance`), then calls the one method that holds the blank.
+
+Expected values come from `assets/references.pt`, which `scripts/make_references.py`
+computes by running the solution notebook's own code on the tiny model.
+"""
+
+import functools
+import math
+import traceback
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from sdskit.paths import REFERENCES, TINY_SD
+
+# Tolerances for comparing with the references (float32 on the CPU). Blank 4 runs the VAE,
+# whose convolutions may sum in another order on other CPUs, hence its looser bound.
+ATOL, RTOL = 1e-5, 1e-4
+ATOL_VAE, RTOL_VAE = 1e-4, 1e-3
+
+
+@dataclass
+class Report:
+    """What a check found: `passed`, and a message for the student when it did not."""
+
+    blank: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    @property
+    def message(self) -> str:
+        if self.passed:
+            return f"{self.blank}: all checks passed."
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"\n{self.blank}: not yet right.\n{lines}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _StudentCodeFailed(Exception):
+    """The student's code raised; the message says where and what."""
+
+
+@functools.lru_cache(maxsize=1)
+def references() -> dict:
+    """The reference tensors, loaded once."""
+    return torch.load(REFERENCES, map_location="cpu", weights_only=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_components():
+    """The tiny model's parts, loaded once and frozen."""
+    import diffusers
+    import transformers
+    from diffusers import DDIMScheduler
+
+    from sdskit.loading import load_pipeline
+
+    diffusers.utils.logging.disable_progress_bar()  # the test cells stay quiet
+    transformers.utils.logging.disable_progress_bar()
+    pipe = load_pipeline(str(TINY_SD), torch.float32)
+    for module in (pipe.vae, pipe.text_encoder, pipe.unet):
+        module.requires_grad_(False)
+    scheduler = DDIMScheduler.from_pretrained(str(TINY_SD), subfolder="scheduler")
+    return pipe.vae, pipe.tokenizer, pipe.text_encoder, pipe.unet, scheduler
+
+
+def reference_instance(cls, step_range: tuple[int, int] | None = None):
+    """An instance of the student's class whose state is the reference's, built without
+    running the student's `__init__` (blanks 1 and 2), so that other blanks are graded alone.
+
+    step_range: (min_step, max_step); by default the references' values for t_range's default.
+    """
+    sd = cls.__new__(cls)
+    nn.Module.__init__(sd)
+    vae, tokenizer, text_encoder, unet, scheduler = _tiny_components()
+    sd.device = torch.device("cpu")
+    sd.sd_version = "tiny"
+    sd.precision_t = torch.float32
+    sd.vae, sd.tokenizer, sd.text_encoder, sd.unet = vae, tokenizer, text_encoder, unet
+    sd.scheduler = scheduler
+    sd.num_train_timesteps = scheduler.config.num_train_timesteps
+    if step_range is None:
+        step_range = references()["init"]["min_step"], references()["init"]["max_step"]
+    sd.min_step, sd.max_step = step_range
+    sd.alphas = scheduler.alphas_cumprod.to(sd.device)
+    return sd
+
+
+def _student_frame(error: BaseException) -> str:
+    """' (your line: ...)' for the innermost line of notebook code in the traceback, if any."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if "ipykernel" in f.filename or f.filename.startswith("<")]
+    if not own:
+        return ""
+    line = (own[-1].line or "").strip()
+    return f" (in your code: `{line}`)" if line else ""
+
+
+def _call(blank: str, method: str, fn, *args):
+    """Run the student's code; turn any exception into a message in the student's terms."""
+    try:
+        return fn(*args)
+    except NotImplementedError as error:
+        raise _StudentCodeFailed(
+            f"{method} still raises NotImplementedError: {blank} is not filled in yet "
+            "(replace `raise NotImplementedError()` with your code, then run that cell)."
+        ) from error
+    except Exception as error:  # noqa: BLE001 - any error of the student's becomes a message
+        raise _StudentCodeFailed(
+            f"{method} raised {type(error).__name__}: {str(error).strip()[:300]}"
+            f"{_student_frame(error)}"
+        ) from error
+
+
+def _method(sd, name: str, blank: str):
+    """The student's method `name`, or a message that it is not defined."""
+    fn = getattr(sd, name, None)
+    if fn is None:
+        raise _StudentCodeFailed(
+            f"StableDiffusion has no method `{name}`. Run the cell that defines it for {blank} "
+            f"(it ends with `StableDiffusion.{name} = {name}`)."
+        )
+    return fn
+
+
+def _tensor_problem(what: str, got, expected: torch.Tensor, atol: float, rtol: float,
+                    hints=()) -> str | None:
+    """None if `got` matches `expected`; else what differs. `hints` are pairs (what a common
+    mistake would give, the hint for it): the first whose tensor `got` matches is added."""
+    if not isinstance(got, torch.Tensor):
+        return f"{what} should be a torch.Tensor, but it is a {type(got).__name__}."
+    if tuple(got.shape) != tuple(expected.shape):
+        return (f"{what} should have shape {list(expected.shape)}, "
+                f"but it has shape {list(got.shape)}.")
+    if not got.is_floating_point():
+        return f"{what} should hold floating-point numbers, but its dtype is {got.dtype}."
+    got = got.detach().float().cpu()
+    expected = expected.float()
+    if not torch.isfinite(got).all():
+        return f"{what} contains NaN or inf values."
+    if torch.allclose(got, expected, atol=atol, rtol=rtol):
+        return None
+    worst = (got - expected).abs().max().item()
+    message = (f"{what} has the right shape but wrong values: the largest difference from the "
+               f"expected values is {worst:.3g} (allowed: {atol:g} + {rtol:g} x |expected|).")
+    for mistake, hint in hints:
+        if torch.allclose(got, mistake.float(), atol=atol, rtol=rtol):
+            return f"{message} Hint: {hint}"
+    return message
+
+
+def _run(blank: str, body) -> Report:
+    report = Report(blank)
+    try:
+        body(report.problems)
+    except _StudentCodeFailed as failure:
+        report.problems.append(str(failure))
+    return report
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 1: super().__init__()
+# ---------------------------------------------------------------------------------------
+def blank1_super_init(cls, cases: str = "visible") -> Report:
+    """The constructor initialises nn.Module, so the U-Net, VAE and text encoder are
+    registered as submodules (blank 2 is replaced by its reference values here)."""
+    blank = "Blank 1 (super().__init__())"
+    ref = references()["init"]
+    t_range = [0.02, 0.98] if cases == "visible" else [0.1, 0.7]
+    seen = {}
+
+    class WithReferenceStepRange(cls):
+        def set_step_range(self, t_range):
+            seen["t_range"] = list(t_range)
+            self.min_step, self.max_step = ref["min_step"], ref["max_step"]
+
+    def body(problems):
+        try:
+            sd = WithReferenceStepRange("cpu", False, False, hf_key=str(TINY_SD), t_range=t_range)
+        except NotImplementedError as error:
+            raise _StudentCodeFailed(
+                "StableDiffusion(...) still raises NotImplementedError: Blank 1 is not filled "
+                "in yet (replace `raise NotImplementedError()` in __init__, then run the cell)."
+            ) from error
+        except AttributeError as error:
+            hint = ""
+            if "before Module.__init__()" in str(error):
+                hint = (" Hint: a subclass of nn.Module must call the parent constructor, "
+                        "super().__init__(), before it stores any submodule or parameter.")
+            raise _StudentCodeFailed(
+                f"StableDiffusion(...) raised AttributeError: {error}{_student_frame(error)}.{hint}"
+            ) from error
+        except Exception as error:  # noqa: BLE001
+            raise _StudentCodeFailed(
+                f"StableDiffusion(...) raised {type(error).__name__}: {str(error)[:300]}"
+                f"{_student_frame(error)}"
+            ) from error
+        if not isinstance(sd, nn.Module):
+            problems.append("StableDiffusion should be an nn.Module.")
+            return
+        registered = set(getattr(sd, "_modules", {}) or {})
+        missing = [name for name in ("vae", "text_encoder", "unet") if name not in registered]
+        if missing:
+            problems.append(
+                f"After __init__, {missing} are not registered as submodules, so .to(device) "
+                "and .parameters() would miss them. Hint: call super().__init__() first."
+            )
+        if seen.get("t_range") != t_range:
+            problems.append(
+                f"__init__ should pass its t_range to set_step_range: it was called with "
+                f"{seen.get('t_range')!r}, expected {t_range!r}."
+            )
+        if cases == "hidden" and not problems:
+            n_params = sum(p.numel() for p in sd.parameters())
+            if n_params != ref["n_parameters"]:
+                problems.append(
+                    f"sd.parameters() holds {n_params} numbers, expected {ref['n_parameters']}."
+                )
+
+    return _run(blank, body)
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 2: min_step, max_step
+# ---------------------------------------------------------------------------------------
+def blank2_step_range(cls, cases: str = "visible") -> Report:
+    """set_step_range turns the fractions t_range into whole-number timesteps."""
+    blank = "Blank 2 (min_step and max_step)"
+
+    def body(problems):
+        for case in references()["blank2"][cases]:
+            sd = reference_instance(cls)
+            sd.num_train_timesteps = case["num_train_timesteps"]
+            del sd.min_step, sd.max_step
+            set_step_range = _method(sd, "set_step_range", blank)
+            _call(blank, "set_step_range", set_step_range, list(case["t_range"]))
+            for name in ("min_step", "max_step"):
+                got = getattr(sd, name, None)
+                want = case[name]
+                where = (f"with num_train_timesteps={case['num_train_timesteps']} and "
+                         f"t_range={list(case['t_range'])}")
+                if got is None:
+                    problems.append(f"self.{name} was not set ({where}).")
+                elif isinstance(got, bool) or not isinstance(got, int):
+                    problems.append(
+                        f"self.{name} should be a Python int, but it is {got!r} "
+                        f"({type(got).__name__}) {where}. Hint: wrap it in int(...)."
+                    )
+                elif got != want:
+                    hint = ""
+                    if got in (0, 1) or got == round(case["t_range"][name == "max_step"]):
+                        hint = " Hint: t_range holds fractions of num_train_timesteps."
+                    problems.append(f"self.{name} is {got}, expected {want} {where}.{hint}")
+            if problems:
+                return
+
+    return _run(blank, body)
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 3: latents straight from a 4-channel render (as_latent=True)
+# ---------------------------------------------------------------------------------------
+def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
+    """interpolate_latents resizes to 64x64 (bilinear) and maps [0, 1] to [-1, 1]."""
+    blank = "Blank 3 (latents from pred_rgb, as_latent=True)"
+    case = references()["blank3"][cases]
+
+    def body(problems):
+        sd = reference_instance(cls)
+        fn = _method(sd, "interpolate_latents", blank)
+        pred_rgb = case["pred_rgb"].clone().requires_grad_(True)
+        latents = _call(blank, "interpolate_latents", fn, pred_rgb)
+        expected = case["latents"]
+        problem = _tensor_problem("latents", latents, expected, ATOL, RTOL, hints=[
+            ((expected + 1) / 2,
+             "the values are still in [0, 1]; latents are expected in [-1, 1] (2 * x - 1)."),
+            (2 * torch.nn.functional.interpolate(case["pred_rgb"], size=(64, 64),
+                                                 mode="bilinear", align_corners=True) - 1,
+             "use align_corners=False, as the image encoder's resize does."),
+        ])
+        if problem:
+            problems.append(problem)
+            return
+        if not latents.requires_grad:
+            problems.append("latents carry no gradient back to pred_rgb: do not detach them "
+                            "or compute them under torch.no_grad().")
+
+    return _run(blank, body)
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 4: resize to 512 and encode with the VAE (as_latent=False)
+# ---------------------------------------------------------------------------------------
+def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
+    """encode_rgb resizes to 512x512 and encodes with encode_imgs; gradient reaches pred_rgb."""
+    blank = "Blank 4 (resize to 512 and encode)"
+    case = references()["blank4"][cases]
+
+    def body(problems):
+        sd = reference_instance(cls)
+        fn = _method(sd, "encode_rgb", blank)
+        pred_rgb = case["pred_rgb"].clone().requires_grad_(True)
+        torch.manual_seed(case["seed"])  # encode_imgs samples from the VAE's posterior
+        latents = _call(blank, "encode_rgb", fn, pred_rgb)
+        expected = case["latents"]
+        if isinstance(latents, torch.Tensor) and tuple(latents.shape) != tuple(expected.shape):
+            side = latents.shape[-1] if latents.dim() == 4 else None
+            extra = (" Hint: the VAE shrinks images 8x, so resize pred_rgb to (512, 512) first."
+                     if side not in (None, 64) else "")
+            problems.append(f"latents should have shape {list(expected.shape)}, but it has "
+                            f"shape {list(latents.shape)}.{extra}")
+            return
+        problem = _tensor_problem("latents", latents, expected, ATOL_VAE, RTOL_VAE)
+        if problem:
+            problems.append(problem + " Hint: use bilinear resizing with align_corners=False, "
+                            "then self.encode_imgs (which expects pixels in [0, 1]).")
+            return
+        if not latents.requires_grad:
+            problems.append("latents carry no gradient back to pred_rgb: SDS needs the "
+                            "gradient to flow through the encoder, so no torch.no_grad() or "
+                            ".detach() here.")
+            return
+        latents.backward(case["upstream"])
+        if pred_rgb.grad is None:
+            problems.append("No gradient reached pred_rgb through the encoder.")
+            return
+        problem = _tensor_problem("the gradient reaching pred_rgb", pred_rgb.grad,
+                                  case["pred_rgb_grad"], ATOL_VAE, RTOL_VAE)
+        if problem:
+            problems.append(problem)
+
+    return _run(blank, body)
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 5: t ~ U{min_step, ..., max_step}
+# ---------------------------------------------------------------------------------------
+def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
+    """sample_timestep draws whole-number t uniformly from min_step..max_step, both ends
+    included, on self.device; shape (1,) as in DreamFusion's code, or one t per batch element."""
+    blank = "Blank 5 (sampling t)"
+
+    def body(problems):
+        for case in references()["blank5"][cases]:
+            lo, hi, batch, draws = case["min_step"], case["max_step"], case["batch"], case["draws"]
+            sd = reference_instance(cls)
+            sd.min_step, sd.max_step = lo, hi
+            fn = _method(sd, "sample_timestep", blank)
+            torch.manual_seed(case["seed"])
+            seen = []
+            for _ in range(draws):
+                t = _call(blank, "sample_timestep", fn, batch)
+                if not isinstance(t, torch.Tensor):
+                    problems.append(f"t should be a torch.Tensor, but it is a {type(t).__name__}.")
+                    return
+                if t.dtype != torch.long:
+                    problems.append(f"t should hold integers (torch.long), but its dtype is "
+                                    f"{t.dtype}. Hint: torch.randint gives integers.")
+                    return
+                if tuple(t.shape) not in {(1,), (batch,)}:
+                    problems.append(f"t should have shape [1] or [{batch}] (batch size "
+                                    f"{batch}), but it has shape {list(t.shape)}.")
+                    return
+                if t.device != sd.device:
+                    problems.append(f"t should be on self.device ({sd.device}), but it is on "
+                                    f"{t.device}.")
+                    return
+                seen.append(t)
+            values = torch.cat(seen)
+            low, high = int(values.min()), int(values.max())
+            if low < lo or high > hi:
+                problems.append(f"With min_step={lo} and max_step={hi}, t took values from {low} "
+                                f"to {high}: every t must lie in [min_step, max_step].")
+                return
+            # Ends and uniformity are checked where every value is expected 20+ times.
+            if values.numel() < 20 * (hi - lo + 1):
+                continue
+            if low != lo or high != hi:
+                missing = lo if low != lo else hi
+                hint = (" Hint: torch.randint(low, high, ...) never returns high itself."
+                        if missing == hi else "")
+                problems.append(f"With min_step={lo} and max_step={hi}, {values.numel()} draws "
+                                f"never gave t={missing}: both ends must be possible.{hint}")
+                return
+            counts = torch.bincount(values - lo, minlength=hi - lo + 1).float()
+            expected = values.numel() / (hi - lo + 1)
+            # Each count is Binomial(n, p); 6 standard deviations is a bound a uniform
+            # sampler crosses with probability below 1e-8.
+            spread = 6 * math.sqrt(expected) + 1
+            if ((counts - expected).abs() > spread).any():
+                problems.append(f"With min_step={lo} and max_step={hi}, t is not uniform: "
+                                f"counts per value were {counts.int().tolist()}.")
+                return
+
+    return _run(blank, body)
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 6: grad = w(t) (eps_hat - eps)
+# ---------------------------------------------------------------------------------------
+def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
+    """sds_gradient returns w * (noise_pred - noise)."""
+    blank = "Blank 6 (the SDS gradient)"
+    case = references()["blank6"][cases]
+
+    def body(problems):
+        sd = reference_instance(cls)
+        fn = _method(sd, "sds_gradient", blank)
+        noise_pred, noise, w = case["noise_pred"], case["noise"], case["w"]
+        grad = _call(blank, "sds_gradient", fn, noise_pred.clone(), noise.clone(), w.clone())
+        expected = case["grad"]
+        problem = _tensor_problem("grad", grad, expected, ATOL, RTOL, hints=[
+            (-expected,
+             "the sign is flipped: it is the predicted noise minus the noise that was added."),
+            (noise_pred - noise, "multiply by the weight w."),
+            (w * noise_pred, "subtract the noise that was added (noise) from the prediction."),
+        ])
+        if problem:
+            problems.append(problem)
+
+    return _run(blank, body)
+
+
+# ---------------------------------------------------------------------------------------
+# Blank 7: targets = (latents - grad).detach()
+# ---------------------------------------------------------------------------------------
+def blank7_sds_targets(cls, cases: str = "visible") -> Report:
+    """sds_targets returns latents - grad, detached, so that the loss's gradient is grad / B."""
+    blank = "Blank 7 (the targets)"
+    case = references()["blank7"][cases]
+
+    def body(problems):
+        sd = reference_instance(cls)
+        fn = _method(sd, "sds_targets", blank)
+        latents = case["latents"].clone().requires_grad_(True)
+        grad = case["grad"].clone()
+        targets = _call(blank, "sds_targets", fn, latents, grad)
+        expected = case["targets"]
+        problem = _tensor_problem("targets", targets, expected, ATOL, RTOL, hints=[
+            (case["latents"] + grad,
+             "the sign is flipped: the target is one gradient step *down* from latents."),
+        ])
+        if problem:
+            problems.append(problem)
+            return
+        if targets.requires_grad:
+            problems.append(
+                "targets still carry gradient back to latents. Then the loss "
+                "0.5 * ||latents - targets||^2 has zero gradient, since latents cancel. "
+                "Hint: call .detach() on the targets."
+            )
+            return
+        batch = latents.shape[0]
+        loss = 0.5 * torch.nn.functional.mse_loss(latents.float(), targets, reduction="sum") / batch
+        loss.backward()
+        problem = _tensor_problem("d loss / d latents", latents.grad, grad / batch, ATOL, RTOL)
+        if problem:
+            problems.append(problem + " It should equal grad / batch.")
+
+    return _run(blank, body)
+
+
+CHECKS = {
+    1: blank1_super_init,
+    2: blank2_step_range,
+    3: blank3_interpolate_latents,
+    4: blank4_encode_rgb,
+    5: blank5_sample_timestep,
+    6: blank6_sds_gradient,
+    7: blank7_sds_targets,
+}
