@@ -1,0 +1,44 @@
+"""Make the student notebooks: notebooks/ is what `nbgrader generate_assignment` makes of solutions/.
+
+    python scripts/make_release.py              # regenerate notebooks/
+    python scripts/make_release.py --out DIR    # write elsewhere (the drift test uses this)
+
+Before that, the repository URL and branch from sdskit/config.py are written into the
+solutions' setup cell, so that config.py stays the one place to set them.
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from sdskit import course
+from sdskit.config import COURSE
+from sdskit.paths import NOTEBOOKS, SOLUTIONS
+
+
+def make_release(out: Path) -> list[Path]:
+    for name in COURSE.notebooks:
+        if course.sync_setup_cell(SOLUTIONS / name):
+            print(f"updated the setup cell of solutions/{name} from sdskit/config.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = course.create(Path(tmp) / "course")
+        release = course.generate_release(root)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in COURSE.notebooks:
+            shutil.copy(release / name, out / name)
+            written.append(out / name)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=NOTEBOOKS)
+    args = parser.parse_args()
+    for path in make_release(args.out):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

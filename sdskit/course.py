@@ -1,0 +1,89 @@
+"""An nbgrader course directory that the kit creates and drives: for the release and grading.
+
+nbgrader works on a folder laid out as `source/<assignment>/`, `release/...`, `submitted/
+<student>/<assignment>/`, `autograded/...`, `feedback/...`, with a gradebook database. The kit
+keeps that folder out of the instructor's way: `make_release` and `autograder/grade.py` create
+one, fill it, run nbgrader's command-line apps in it, and read the results back.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sdskit.config import COURSE
+from sdskit.paths import ROOT, SOLUTIONS
+
+_CONFIG = """\
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = "sds-kit"
+c.CourseDirectory.db_url = "sqlite:///" + {db!r}
+c.Execute.timeout = {cell_timeout}
+c.Execute.startup_timeout = 120
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+"""
+
+
+class NbgraderError(RuntimeError):
+    """An nbgrader command failed; the message holds the end of its log."""
+
+
+def create(root: Path) -> Path:
+    """A course folder at `root` (emptied first) holding the solutions as nbgrader's source."""
+    root = Path(root).resolve()
+    if root.exists():
+        shutil.rmtree(root)
+    source = root / "source" / COURSE.assignment
+    source.mkdir(parents=True)
+    for name in COURSE.notebooks:
+        shutil.copy(SOLUTIONS / name, source / name)
+    (root / "nbgrader_config.py").write_text(_CONFIG.format(
+        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s))
+    return root
+
+
+def kit_env() -> dict:
+    """The environment nbgrader and its kernels run in: the kit importable, no model hub."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # nbgrader runs `alembic` and kernels by name: find them beside this Python first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["HF_HUB_OFFLINE"] = "1"
+    env["TRANSFORMERS_OFFLINE"] = "1"
+    env["PYTHONWARNINGS"] = "ignore"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def nbgrader(root: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """Run `nbgrader ARGS` in the course folder; raise NbgraderError if it fails."""
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=kit_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed (exit {done.returncode}):\n{tail}")
+    return done
+
+
+def sync_setup_cell(path: Path) -> bool:
+    """Write COURSE.repo_url and COURSE.repo_branch into a notebook's setup cell.
+
+    Returns True if the notebook changed.
+    """
+    text = Path(path).read_text()
+    new = re.sub(r'KIT_REPO = \\"[^"\\]*\\"', f'KIT_REPO = \\\\"{COURSE.repo_url}\\\\"', text)
+    new = re.sub(r'KIT_BRANCH = \\"[^"\\]*\\"', f'KIT_BRANCH = \\\\"{COURSE.repo_branch}\\\\"', new)
+    if new != text:
+        json.loads(new)  # still a valid notebook
+        Path(path).write_text(new)
+    return new != text
+
+
+def generate_release(root: Path) -> Path:
+    """Run `nbgrader generate_assignment`; return the folder holding the student notebooks."""
+    nbgrader(root, "generate_assignment", COURSE.assignment, "--force")
+    return root / "release" / COURSE.assignment

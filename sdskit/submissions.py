@@ -1,0 +1,125 @@
+"""Make student submissions from the release notebook: for the demo and the grading tests.
+
+A submission is the released notebook with each blank's `# YOUR CODE HERE` stub replaced by
+some answer: the solution's own lines, another correct way of writing them, a typical
+mistake, or nothing (the stub stays). Generated, so nothing hand-edited is checked in.
+"""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+from sdskit.paths import NOTEBOOKS, SOLUTIONS
+
+NOTEBOOK = "sds_assignment.ipynb"
+STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+_STUB_LINES = re.compile(r"^([ \t]*)# YOUR CODE HERE\n\1raise NotImplementedError\(\)\n?", re.M)
+_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION\n?", re.S | re.M)
+
+# Where each blank is: (grade_id of its cell, which solution region in that cell).
+BLANKS = {
+    1: ("blank1_2_class", 0),
+    2: ("blank1_2_class", 1),
+    3: ("blank3_code", 0),
+    4: ("blank4_code", 0),
+    5: ("blank5_code", 0),
+    6: ("blank6_code", 0),
+    7: ("blank7_code", 0),
+}
+
+# Other correct ways of writing each blank: every one must earn full points.
+ALTERNATIVES = {
+    1: "super(StableDiffusion, self).__init__()",
+    2: "self.min_step = int(t_range[0] * self.num_train_timesteps)\n"
+       "self.max_step = int(t_range[1] * self.num_train_timesteps)",
+    3: "latents = F.interpolate(pred_rgb, (64, 64), mode='bilinear', align_corners=False) * 2 - 1",
+    4: "pred_rgb_512 = F.interpolate(pred_rgb, (512, 512), mode='bilinear')\n"
+       "latents = self.encode_imgs(pred_rgb_512)",
+    5: "t = torch.randint(self.min_step, self.max_step + 1, (batch_size,), dtype=torch.long,\n"
+       "                  device=self.device)",
+    6: "grad = w * noise_pred - w * noise",
+    7: "targets = latents.detach() - grad",
+}
+
+# A typical mistake for each blank: each must lose exactly that blank's points.
+MISTAKES = {
+    1: "pass  # forgot to initialise nn.Module",
+    2: "self.min_step = t_range[0]\nself.max_step = t_range[1]",
+    3: "latents = F.interpolate(pred_rgb, size=(64, 64), mode='bilinear', align_corners=False)",
+    4: "latents = self.encode_imgs(pred_rgb)",
+    5: "t = torch.randint(self.min_step, self.max_step, (1,), device=self.device)",
+    6: "grad = w * (noise - noise_pred)",
+    7: "targets = latents - grad",
+}
+
+
+def _cells_by_id(notebook: dict) -> dict:
+    return {(c.get("metadata", {}).get("nbgrader") or {}).get("grade_id"): c
+            for c in notebook["cells"]}
+
+
+def _source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def solution_answers() -> dict[int, str]:
+    """Each blank's lines as the solution notebook writes them (without indentation)."""
+    solutions = json.loads((SOLUTIONS / NOTEBOOK).read_text())
+    cells = _cells_by_id(solutions)
+    answers = {}
+    for blank, (grade_id, index) in BLANKS.items():
+        indent, body = _REGION.findall(_source(cells[grade_id]))[index]
+        answers[blank] = "\n".join(line[len(indent):] for line in body.rstrip("\n").split("\n"))
+    return answers
+
+
+def fill(answers: dict[int, str | None], release: Path = NOTEBOOKS / NOTEBOOK) -> dict:
+    """The release notebook with blank k's stub replaced by answers[k] (None: left empty)."""
+    notebook = copy.deepcopy(json.loads(Path(release).read_text()))
+    cells = _cells_by_id(notebook)
+    for grade_id in {g for g, _ in BLANKS.values()}:
+        cell = cells[grade_id]
+        pieces = _STUB_LINES.split(_source(cell))
+        # pieces: text, indent0, text, indent1, text, ...
+        regions = [blank for blank in sorted(BLANKS) if BLANKS[blank][0] == grade_id]
+        out = pieces[0]
+        for number, blank in enumerate(regions):
+            indent = pieces[1 + 2 * number]
+            answer = answers.get(blank)
+            text = STUB if answer is None else answer
+            out += "".join(indent + line + "\n" for line in text.split("\n"))
+            out += pieces[2 + 2 * number]
+        cell["source"] = out
+    return notebook
+
+
+def write_submission(folder: Path, student_id: str, answers: dict[int, str | None]) -> Path:
+    """Write `folder/student_id/sds_assignment.ipynb` and return its path."""
+    target = Path(folder) / student_id / NOTEBOOK
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(fill(answers), indent=1) + "\n")
+    return target
+
+
+def example_class(folder: Path) -> dict[str, dict[int, float]]:
+    """The demo's three students: complete, partly wrong, blank. Returns the expected
+    points per blank for each (2 per blank: visible + hidden test)."""
+    solution = solution_answers()
+    partly = {**solution, 5: MISTAKES[5], 7: MISTAKES[7], 3: None}
+    write_submission(folder, "complete", solution)
+    write_submission(folder, "partly_wrong", partly)
+    write_submission(folder, "blank", {})
+    return {
+        "complete": {b: 2.0 for b in BLANKS},
+        "partly_wrong": {b: 0.0 if b in (3, 5, 7) else 2.0 for b in BLANKS},
+        "blank": {b: 0.0 for b in BLANKS},
+    }
+
+
+if __name__ == "__main__":
+    import sys
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "build/examples")
+    example_class(out)
+    print(f"wrote the example class to {out}/")
