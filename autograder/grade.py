@@ -125,19 +125,26 @@ def grade_student(root: Path, student_dir: Path, out: Path, points: dict) -> Stu
         try:
             course.nbgrader(root, "autograde", COURSE.assignment, "--student", result.student_id,
                             "--create", "--force", timeout=COURSE.notebook_timeout_s)
-            course.nbgrader(root, "generate_feedback", COURSE.assignment,
-                            "--student", result.student_id, "--force")
         except course.NbgraderError as error:
             result.notes.append("grading failed: " + str(error).splitlines()[0])
         except subprocess.TimeoutExpired:
             result.notes.append(f"grading stopped after {COURSE.notebook_timeout_s} s")
+    read_grades(root, result, points)
+    return result
+
+
+def write_feedback(root: Path, results: list[StudentResult], out: Path) -> None:
+    """One nbgrader generate_feedback run for the class, copied to OUT/feedback/<student>/."""
+    try:
+        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force")
+    except course.NbgraderError as error:
+        print(f"warning: feedback could not be generated: {error}", file=sys.stderr)
+    for result in results:
         feedback = root / "feedback" / result.student_id / COURSE.assignment
         for html in sorted(feedback.glob("*.html")):
             destination = out / "feedback" / result.student_id / html.name
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(html, destination)
-    read_grades(root, result, points)
-    return result
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
@@ -198,6 +205,7 @@ def grade(submissions: Path, out: Path) -> list[StudentResult]:
         for student_dir in students:
             print(f"grading {student_dir.name} ...", flush=True)
             results.append(grade_student(root, student_dir, out, points))
+        write_feedback(root, results, out)
     write_tables(results, out, points)
     return results
 

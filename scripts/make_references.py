@@ -8,14 +8,17 @@ running this again gives the same file; `tests/test_generated.py` checks that it
     python scripts/make_references.py --out F   # write elsewhere (the drift test uses this)
 """
 
+import sys
 import argparse
 from pathlib import Path
 
 import torch
 
-from sdskit.checks import reference_instance
-from sdskit.notebook_code import solution_class
-from sdskit.paths import REFERENCES, TINY_SD
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
+
+from sdskit.checks import reference_instance  # noqa: E402
+from sdskit.notebook_code import solution_class  # noqa: E402
+from sdskit.paths import REFERENCES, TINY_SD  # noqa: E402
 
 
 def _rand(seed: int, *shape: int) -> torch.Tensor:

@@ -7,14 +7,17 @@ Before that, the repository URL and branch from sdskit/config.py are written int
 solutions' setup cell, so that config.py stays the one place to set them.
 """
 
+import sys
 import argparse
 import shutil
 import tempfile
 from pathlib import Path
 
-from sdskit import course
-from sdskit.config import COURSE
-from sdskit.paths import NOTEBOOKS, SOLUTIONS
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
+
+from sdskit import course  # noqa: E402
+from sdskit.config import COURSE  # noqa: E402
+from sdskit.paths import NOTEBOOKS, SOLUTIONS  # noqa: E402
 
 
 def make_release(out: Path) -> list[Path]:

@@ -68,14 +68,10 @@ def references() -> dict:
 @functools.lru_cache(maxsize=1)
 def _tiny_components():
     """The tiny model's parts, loaded once and frozen."""
-    import diffusers
-    import transformers
     from diffusers import DDIMScheduler
 
     from sdskit.loading import load_pipeline
 
-    diffusers.utils.logging.disable_progress_bar()  # the test cells stay quiet
-    transformers.utils.logging.disable_progress_bar()
     pipe = load_pipeline(str(TINY_SD), torch.float32)
     for module in (pipe.vae, pipe.text_encoder, pipe.unet):
         module.requires_grad_(False)

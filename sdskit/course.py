@@ -55,7 +55,6 @@ def kit_env() -> dict:
     env["HF_HUB_OFFLINE"] = "1"
     env["TRANSFORMERS_OFFLINE"] = "1"
     env["PYTHONWARNINGS"] = "ignore"
-    env.setdefault("MPLBACKEND", "Agg")
     return env
 
 

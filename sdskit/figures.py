@@ -5,6 +5,7 @@ The explorer adds an ipywidgets slider, and draws a static figure first, so the 
 still shows something where widgets do not render (GitHub's viewer, exported HTML).
 """
 
+import io
 import math
 
 import matplotlib.pyplot as plt
@@ -94,7 +95,7 @@ def noise_explorer(image: torch.Tensor, alphas_cumprod: torch.Tensor):
     except ImportError:
         return None
 
-    def draw(t):
+    def picture(t: int) -> bytes:  # PNG of x_t beside the schedule, drawn off-screen
         fig, ax = plt.subplots(1, 2, figsize=(7, 3.4))
         ax[0].imshow(_to_numpy_image(noised(image, alphas_cumprod, t)))
         ax[0].set_title(f"x_t at t = {t}")
@@ -106,11 +107,20 @@ def noise_explorer(image: torch.Tensor, alphas_cumprod: torch.Tensor):
         ax[1].legend(fontsize=8)
         ax[1].set_xlabel("t")
         fig.tight_layout()
-        plt.show()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        plt.close(fig)
+        return buffer.getvalue()
 
     slider = widgets.IntSlider(value=250, min=0, max=len(alphas_cumprod) - 1, step=10,
                                description="t", continuous_update=False)
-    return widgets.VBox([slider, widgets.interactive_output(draw, {"t": slider})])
+    view = widgets.Image(value=picture(slider.value), format="png")
+
+    def redraw(change):
+        view.value = picture(change["new"])
+
+    slider.observe(redraw, names="value")
+    return widgets.VBox([slider, view])
 
 
 @torch.no_grad()

@@ -42,14 +42,20 @@ def resolve_model_key(sd_version: str = "2.1", hf_key: str | None = None) -> str
 
 def load_pipeline(model_key: str, dtype: torch.dtype = torch.float32):
     """`StableDiffusionPipeline.from_pretrained(model_key)`, or a `ModelLoadError` that teaches."""
+    import diffusers
+    import transformers
     from diffusers import StableDiffusionPipeline
 
+    diffusers.utils.logging.disable_progress_bar()  # loading bars add nothing in a notebook
+    transformers.utils.logging.disable_progress_bar()
     try:
-        return StableDiffusionPipeline.from_pretrained(
+        pipe = StableDiffusionPipeline.from_pretrained(
             model_key, dtype=dtype, safety_checker=None, requires_safety_checker=False
         )
     except Exception as error:  # noqa: BLE001 - every failure becomes one readable message
         raise ModelLoadError(explain_load_failure(model_key, error)) from error
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def explain_load_failure(model_key: str, error: BaseException) -> str:

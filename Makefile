@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   create the environment, build the tiny model and the release, grade the example class,
+#               run the solution notebooks on the CPU
+#   make test   create the environment and run the whole test suite
+# And for instructors:
+#   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
+#   make grade SUBMISSIONS=path/to/class OUT=path/to/results
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+export HF_HUB_OFFLINE := 1
+
+.PHONY: env demo test regenerate tiny-model references release grade clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+env: $(VENV)/.installed
+
+tiny-model: env
+	$(PY) -m sdskit.tiny_model
+
+references: env
+	$(PY) scripts/make_references.py
+
+release: env
+	$(PY) scripts/make_release.py
+
+regenerate: tiny-model references release
+
+demo: tiny-model release
+	rm -rf build/examples build/demo
+	$(PY) -m sdskit.submissions build/examples
+	$(PY) autograder/grade.py build/examples --out build/demo
+	$(PY) scripts/run_notebooks.py solutions --out build/executed
+
+test: env
+	$(PY) -m pytest tests
+
+grade: env
+	$(PY) autograder/grade.py $(SUBMISSIONS) --out $(OUT)
+
+clean:
+	rm -rf build $(VENV)

