@@ -1,0 +1,437 @@
+"""A small NeRF for text-to-3D with Score Distillation Sampling, in plain PyTorch.
+
+Everything the text-to-3D cell needs, in one file you can read from top to bottom:
+
+    NeRFConfig          every knob, with its default and what it does
+    HashGrid            multiresolution hash-grid encoding (as in Instant-NGP), pure torch
+    NeRF                the field: position -> density (with DreamFusion's blob) and albedo,
+                        plus a background colour from the view direction
+    Camera, sample_cameras, orbit_cameras
+                        random cameras in DreamFusion's ranges, and a turntable orbit
+    view_name, view_prompt
+                        the view-dependent prompt suffix ("front view", "side view", ...)
+    render              rays -> samples -> encoding -> MLP -> shading -> compositing
+    orientation_loss, opacity_entropy, opacity_sparsity
+                        DreamFusion's regularisers
+
+Conventions. World space is y-up; the object lives inside the ball of radius `bound` around
+the origin. A camera looks at the origin; azimuth 0 is the front (camera on +z), azimuth
++-180 the back, elevation 90 looks straight down. Images are [B, C, H, W] in [0, 1].
+Randomness is injectable: every function that draws random numbers takes `generator`
+(a torch.Generator, or None for torch's global one).
+
+No compiled extensions: the hash grid, the sampler and the compositing are a few dozen lines
+of tensor code each. It is slower than CUDA implementations, and fast enough for 64x64 renders.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class NeRFConfig:
+    # --- scene ---
+    bound: float = 1.0            # the object lives in the ball |x| <= bound (and the grid in the cube)
+    min_near: float = 0.05        # no sample closer to the camera than this
+
+    # --- hash-grid encoding (Instant-NGP) ---
+    grid_levels: int = 16         # L: number of resolutions
+    grid_features: int = 2        # F: features stored per table entry
+    grid_log2_size: int = 19      # T = 2^19 entries per level (levels with fewer cells are dense)
+    grid_base_res: int = 16       # coarsest resolution (cells per side of the cube)
+    grid_max_res: int = 1024      # finest resolution; levels grow geometrically in between
+
+    # --- MLPs ---
+    hidden: int = 64              # width of the density and albedo MLPs
+    bg_hidden: int = 32           # width of the background MLP
+    bg_frequencies: int = 4       # sin/cos frequencies of the view direction fed to the background
+
+    # --- density ---
+    # sigma(x) = softplus(mlp(x) + blob(x) + density_bias)
+    density_bias: float = -3.0    # softplus(-3) ~ 0.05: empty space starts nearly clear
+    # DreamFusion's blob: blob(x) = blob_density * exp(-|x|^2 / (2 blob_radius^2)), so the
+    # optimisation starts from a ball of matter in the middle instead of fog or nothing.
+    blob_density: float = 10.0
+    blob_radius: float = 0.3
+
+    # --- rendering ---
+    num_samples: int = 64         # stratified samples per ray
+    normal_eps: float = 1e-2      # step of the central finite differences for the normals
+    normal_min_weight: float = 1e-3   # normals only where the sample's weight w_i exceeds this
+    ambient: float = 0.1          # Lambertian shading: ambient light share (DreamFusion: 0.1)
+    light_jitter: float = 0.5     # std-dev of the point light around the camera position
+    # "mlp": learned from the view direction; or a fixed RGB colour, e.g. (1.0, 1.0, 1.0)
+    background: object = "mlp"
+
+    # --- cameras (DreamFusion's ranges) ---
+    radius_range: tuple = (1.0, 1.5)
+    elevation_range: tuple = (-10.0, 90.0)   # degrees above the horizon
+    azimuth_range: tuple = (-180.0, 180.0)   # degrees, 0 = front
+    fov_range: tuple = (40.0, 70.0)          # vertical field of view, degrees
+
+    # --- view-dependent prompts ---
+    front_half_angle: float = 45.0   # |azimuth| <= this: "front view"
+    back_half_angle: float = 45.0    # |azimuth| >= 180 - this: "back view"; in between: "side view"
+    # elevation >= this: "overhead view" (DreamFusion); None: never overhead
+    overhead_elevation: object = 60.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoding
+# ----------------------------------------------------------------------------------------------
+
+# The 8 corners of a grid cell, as offsets (dx, dy, dz) in {0, 1}^3.
+_CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])  # [8, 3]
+# Instant-NGP's spatial hash: xor of the integer coordinates times large primes, modulo T.
+_PRIMES = (1, 2654435761, 805459861)
+
+
+class HashGrid(nn.Module):
+    """Multiresolution hash encoding: x in [0, 1]^3 -> L * F features.
+
+    Level l divides the unit cube into res_l cells per side. Each cell corner looks up an F-vector
+    in that level's table, directly (index = x + res y + res^2 z) when the level has no more
+    corners than table entries, else through a spatial hash (collisions are left to the MLP).
+    A point's feature is the trilinear mix of its cell's 8 corners; levels are concatenated.
+    """
+
+    def __init__(self, levels=16, features=2, log2_size=19, base_res=16, max_res=1024):
+        super().__init__()
+        # res_l = floor(base * g^l), with g chosen so that the last level has max_res cells.
+        growth = math.exp((math.log(max_res) - math.log(base_res)) / max(levels - 1, 1))
+        self.resolutions = [int(base_res * growth ** level) for level in range(levels)]
+        self.table_size = 2 ** log2_size
+        self.tables = nn.ParameterList()
+        for res in self.resolutions:
+            entries = min((res + 1) ** 3, self.table_size)
+            # Instant-NGP initialises the tables uniformly in +-1e-4: every point starts at ~0.
+            self.tables.append(nn.Parameter(torch.empty(entries, features).uniform_(-1e-4, 1e-4)))
+        self.output_dim = levels * features
+
+    def forward(self, x):  # x: [N, 3] in [0, 1]
+        corners = _CORNERS.to(x.device)  # [8, 3]
+        features = []
+        for res, table in zip(self.resolutions, self.tables):
+            pos = x.clamp(0, 1) * res  # [N, 3] position in cell units
+            cell = pos.floor().long().clamp(max=res - 1)  # [N, 3] lower corner of the cell
+            frac = pos - cell  # [N, 3] position inside the cell, in [0, 1]
+            idx = cell[:, None, :] + corners  # [N, 8, 3] the 8 corners' integer coordinates
+            if (res + 1) ** 3 <= self.table_size:
+                # dense level: row-major index into a (res+1)^3 grid
+                index = idx[..., 0] + (res + 1) * (idx[..., 1] + (res + 1) * idx[..., 2])  # [N, 8]
+            else:
+                # hashed level: (x * p0) xor (y * p1) xor (z * p2), modulo T
+                index = (idx[..., 0] * _PRIMES[0]) ^ (idx[..., 1] * _PRIMES[1]) ^ (idx[..., 2] * _PRIMES[2])
+                index = index % self.table_size  # [N, 8]
+            # trilinear weight of each corner: prod over axes of (frac if the corner is 1 else 1 - frac)
+            weights = torch.where(corners.bool(), frac[:, None, :], 1 - frac[:, None, :]).prod(-1)  # [N, 8]
+            features.append((weights[..., None] * table[index]).sum(1))  # [N, F]
+        return torch.cat(features, dim=-1)  # [N, L * F]
+
+
+def frequency_encoding(d, frequencies):  # d: [N, 3] -> [N, 3 + 6 * frequencies]
+    """[d, sin(2^k d), cos(2^k d)] for k < frequencies (NeRF's positional encoding)."""
+    scales = 2.0 ** torch.arange(frequencies, device=d.device, dtype=d.dtype)  # [K]
+    angles = (d[..., None] * scales).flatten(-2)  # [N, 3K]
+    return torch.cat([d, angles.sin(), angles.cos()], dim=-1)
+
+
+def mlp(inputs, hidden, outputs):
+    """Linear -> ReLU -> Linear -> ReLU -> Linear."""
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, outputs))
+
+
+# ----------------------------------------------------------------------------------------------
+# The field
+# ----------------------------------------------------------------------------------------------
+
+class NeRF(nn.Module):
+    """position -> (density sigma >= 0, albedo in [0, 1]^3); view direction -> background colour."""
+
+    def __init__(self, config: NeRFConfig | None = None):
+        super().__init__()
+        self.config = c = config or NeRFConfig()
+        self.encoding = HashGrid(c.grid_levels, c.grid_features, c.grid_log2_size,
+                                 c.grid_base_res, c.grid_max_res)
+        self.sigma_net = mlp(self.encoding.output_dim, c.hidden, 1)
+        self.albedo_net = mlp(self.encoding.output_dim, c.hidden, 3)
+        if c.background == "mlp":
+            self.bg_net = mlp(3 + 6 * c.bg_frequencies, c.bg_hidden, 3)
+        else:
+            self.register_buffer("bg_color", torch.tensor(c.background, dtype=torch.float32))
+
+    def _encode(self, x):  # x: [N, 3] world -> [N, L*F]
+        return self.encoding((x / self.config.bound + 1) / 2)  # [-bound, bound]^3 -> [0, 1]^3
+
+    def blob(self, x):  # x: [N, 3] -> [N]
+        """DreamFusion's density blob, added to the density before the activation."""
+        c = self.config
+        return c.blob_density * torch.exp(-x.pow(2).sum(-1) / (2 * c.blob_radius ** 2))
+
+    def _sigma(self, features, x):  # -> [N]
+        raw = self.sigma_net(features).squeeze(-1).float()  # [N]
+        return F.softplus(raw + self.blob(x) + self.config.density_bias)
+
+    def density(self, x):  # x: [N, 3] -> sigma [N]
+        return self._sigma(self._encode(x), x)
+
+    def query(self, x):  # x: [N, 3] -> sigma [N], albedo [N, 3]
+        features = self._encode(x)  # [N, L*F]
+        albedo = torch.sigmoid(self.albedo_net(features).float())  # [N, 3]
+        return self._sigma(features, x), albedo
+
+    def background(self, d):  # d: [N, 3] unit view directions -> [N, 3]
+        if self.config.background == "mlp":
+            return torch.sigmoid(self.bg_net(frequency_encoding(d, self.config.bg_frequencies)).float())
+        return self.bg_color.expand(d.shape[0], 3)
+
+    def param_groups(self, grid_lr=1e-2, mlp_lr=1e-3):
+        """Adam parameter groups: the hash tables learn faster than the MLPs (as in Instant-NGP)."""
+        grid = list(self.encoding.parameters())
+        grid_ids = {id(p) for p in grid}
+        rest = [p for p in self.parameters() if id(p) not in grid_ids]
+        return [{"params": grid, "lr": grid_lr}, {"params": rest, "lr": mlp_lr}]
+
+
+# ----------------------------------------------------------------------------------------------
+# Cameras
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Camera:
+    """B pinhole cameras looking at the origin. Angles in degrees."""
+    radius: torch.Tensor     # [B]
+    elevation: torch.Tensor  # [B]
+    azimuth: torch.Tensor    # [B]
+    fov: torch.Tensor        # [B] vertical field of view
+    position: torch.Tensor = field(init=False)  # [B, 3]
+    c2w: torch.Tensor = field(init=False)       # [B, 3, 3] columns: right, up, backward
+
+    def __post_init__(self):
+        el, az = torch.deg2rad(self.elevation), torch.deg2rad(self.azimuth)
+        # y-up spherical coordinates; azimuth 0 puts the camera on +z (the front)
+        self.position = self.radius[:, None] * torch.stack(
+            [el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], dim=-1)  # [B, 3]
+        forward = F.normalize(-self.position, dim=-1)  # [B, 3] towards the origin
+        up = torch.tensor([0.0, 1.0, 0.0], device=forward.device).expand_as(forward)
+        right = torch.linalg.cross(forward, up)  # [B, 3]
+        # looking straight down (elevation 90): forward is parallel to up; use the azimuth's right
+        fallback = torch.stack([az.cos(), torch.zeros_like(az), -az.sin()], dim=-1)
+        right = torch.where(right.norm(dim=-1, keepdim=True) < 1e-6, fallback, right)
+        right = F.normalize(right, dim=-1)
+        true_up = torch.linalg.cross(right, forward)  # [B, 3]
+        self.c2w = torch.stack([right, true_up, -forward], dim=-1)  # [B, 3, 3] (OpenGL convention)
+
+    def __len__(self):
+        return self.radius.shape[0]
+
+
+def _uniform(n, low_high, generator, device):
+    low, high = low_high
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def sample_cameras(n, config: NeRFConfig, generator=None, device="cpu") -> Camera:
+    """n random cameras, uniform in radius, elevation, azimuth and fov (DreamFusion's ranges)."""
+    return Camera(radius=_uniform(n, config.radius_range, generator, device),
+                  elevation=_uniform(n, config.elevation_range, generator, device),
+                  azimuth=_uniform(n, config.azimuth_range, generator, device),
+                  fov=_uniform(n, config.fov_range, generator, device))
+
+
+def orbit_cameras(n, radius=1.3, elevation=15.0, fov=50.0, device="cpu") -> Camera:
+    """n cameras evenly spaced in azimuth around the object (a turntable)."""
+    azimuth = torch.arange(n, device=device) * (360.0 / n) - 180.0
+    full = lambda v: torch.full((n,), float(v), device=device)  # noqa: E731
+    return Camera(full(radius), full(elevation), azimuth, full(fov))
+
+
+def view_name(azimuth, elevation, config: NeRFConfig) -> str:
+    """'front', 'side', 'back' from the azimuth (degrees); 'overhead' when looking down steeply."""
+    if config.overhead_elevation is not None and elevation >= config.overhead_elevation:
+        return "overhead"
+    azimuth = (azimuth + 180.0) % 360.0 - 180.0  # wrap to [-180, 180)
+    if abs(azimuth) <= config.front_half_angle:
+        return "front"
+    if abs(azimuth) >= 180.0 - config.back_half_angle:
+        return "back"
+    return "side"
+
+
+def view_prompt(prompt, view) -> str:
+    """'a hamburger' + 'front' -> 'a hamburger, front view'."""
+    return f"{prompt}, {view} view"
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------
+
+def get_rays(camera: Camera, height, width):  # -> origins [B, H*W, 3], directions [B, H*W, 3]
+    """One ray through the centre of each pixel."""
+    device = camera.c2w.device
+    focal = 0.5 * height / torch.tan(torch.deg2rad(camera.fov) / 2)  # [B] in pixels
+    j, i = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32) + 0.5,
+                          torch.arange(width, device=device, dtype=torch.float32) + 0.5,
+                          indexing="ij")  # [H, W] row, column
+    # camera space: x right, y up, looking down -z
+    dirs = torch.stack([(i - width / 2)[None] / focal[:, None, None],
+                        -(j - height / 2)[None] / focal[:, None, None],
+                        -torch.ones(len(camera), height, width, device=device)], dim=-1)  # [B, H, W, 3]
+    dirs = torch.einsum("bij,bhwj->bhwi", camera.c2w, dirs).reshape(len(camera), -1, 3)
+    dirs = F.normalize(dirs, dim=-1)  # [B, HW, 3]
+    origins = camera.position[:, None, :].expand_as(dirs)  # [B, HW, 3]
+    return origins, dirs
+
+
+def ray_sphere(origins, dirs, radius, min_near):  # -> near, far [...], hit [...] bool
+    """Where each ray enters and leaves the ball |x| <= radius.
+
+    |o + t d|^2 = r^2 with |d| = 1  =>  t = -(o.d) +- sqrt((o.d)^2 - |o|^2 + r^2)
+    """
+    b = (origins * dirs).sum(-1)
+    disc = b * b - (origins * origins).sum(-1) + radius ** 2
+    hit = disc > 0
+    root = disc.clamp(min=0).sqrt()
+    near = (-b - root).clamp(min=min_near)
+    far = torch.maximum(-b + root, near + 1e-3)
+    return near, far, hit
+
+
+def finite_difference_normals(field, x, eps, sigma=None):  # x: [N, 3] -> unit normals [N, 3]
+    """n = -grad sigma / |grad sigma|, the gradient by finite differences along each axis.
+
+    With sigma(x) known: forward differences, 3 more queries per point,
+        d sigma / dx_k ~ (sigma(x + eps e_k) - sigma(x)) / eps;
+    without: central differences, 6 more queries, (sigma(x + eps e_k) - sigma(x - eps e_k)) / (2 eps).
+    """
+    offsets = eps * torch.eye(3, device=x.device)  # [3, 3]
+    if sigma is not None:
+        shifted = field.density((x[:, None] + offsets).reshape(-1, 3)).reshape(-1, 3)  # [N, 3]
+        grad = (shifted - sigma[:, None]) / eps  # [N, 3]
+    else:
+        shifted = torch.cat([x[:, None] + offsets, x[:, None] - offsets], dim=1)  # [N, 6, 3]
+        both = field.density(shifted.reshape(-1, 3)).reshape(-1, 6)  # [N, 6]
+        grad = (both[:, :3] - both[:, 3:]) / (2 * eps)  # [N, 3]
+    return -F.normalize(grad, dim=-1, eps=1e-8)
+
+
+def render(field, camera: Camera, height, width, shading="albedo", num_samples=None,
+           perturb=True, light_position=None, need_normals=None, generator=None):
+    """Volume-render B images of `field` from `camera`.
+
+    shading: "albedo" (colour only), "lambertian" (albedo x point-light diffuse shading),
+             "textureless" (white x the same shading: geometry only), or "normal".
+    perturb: stratified random sample positions (training) or bin midpoints (evaluation).
+    light_position: [B, 3], or None to draw one near each camera (DreamFusion).
+    Returns a dict of image [B, 3, H, W], opacity [B, 1, H, W], depth [B, 1, H, W], and, when
+    normals are computed, normal [B, 3, H, W] (in [-1, 1]) and orientation (a scalar loss).
+    """
+    cfg = field.config
+    n_samples = num_samples or cfg.num_samples
+    if need_normals is None:
+        need_normals = shading != "albedo"
+    batch, device = len(camera), camera.c2w.device
+
+    # 1. rays: one per pixel, clipped to the ball that holds the object
+    origins, dirs = get_rays(camera, height, width)  # [B, HW, 3] each
+    near, far, hit = ray_sphere(origins, dirs, cfg.bound, cfg.min_near)  # [B, HW] each
+
+    # 2. samples: t_i = near + (far - near) (i + u_i) / S, u_i ~ U[0, 1) (stratified) or 1/2
+    bins = torch.arange(n_samples, device=device, dtype=torch.float32)  # [S]
+    if perturb:
+        u = torch.rand(*near.shape, n_samples, generator=generator, device=device)  # [B, HW, S]
+    else:
+        u = torch.full((*near.shape, n_samples), 0.5, device=device)
+    t = near[..., None] + (far - near)[..., None] * (bins + u) / n_samples  # [B, HW, S]
+    x = origins[..., None, :] + t[..., None] * dirs[..., None, :]  # [B, HW, S, 3]
+
+    # 3.-4. encoding and MLPs: density and albedo at every sample
+    sigma_flat, albedo = field.query(x.reshape(-1, 3))  # [B*HW*S], [B*HW*S, 3]
+    sigma = sigma_flat.reshape(t.shape) * hit[..., None]  # [B, HW, S]; rays that miss see nothing
+    albedo = albedo.reshape(*t.shape, 3)  # [B, HW, S, 3]
+
+    # 5. compositing: alpha_i = 1 - exp(-sigma_i delta_i), T_i = prod_{j<i} (1 - alpha_j),
+    #    w_i = T_i alpha_i, C = sum_i w_i c_i + (1 - sum_i w_i) background
+    delta = ((far - near) / n_samples)[..., None].expand_as(t)  # [B, HW, S] (equal bins)
+    alpha = 1 - torch.exp(-sigma * delta)  # [B, HW, S]
+    transmittance = torch.cumprod(
+        torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1] + 1e-10], dim=-1), dim=-1)
+    weights = alpha * transmittance  # [B, HW, S]
+    opacity = weights.sum(-1)  # [B, HW]
+    depth = (weights * t).sum(-1)  # [B, HW] (expected distance; 0 where empty)
+
+    out = {}
+    if need_normals:
+        # Only samples that show in the image (w_i > normal_min_weight) need a normal; each one
+        # costs 3 more density queries (forward differences), and most samples lie in empty space.
+        flat_x = x.reshape(-1, 3)  # [B*HW*S, 3]
+        keep = (weights.detach().reshape(-1) > cfg.normal_min_weight).nonzero().squeeze(1)  # [K]
+        normals = torch.zeros_like(flat_x).index_put(
+            (keep,), finite_difference_normals(field, flat_x[keep], cfg.normal_eps, sigma_flat[keep]))
+        normals = normals.reshape(*t.shape, 3)  # [B, HW, S, 3]
+        # DreamFusion's orientation loss: sum_i stopgrad(w_i) max(0, n_i . d)^2 penalises
+        # visible normals that face away from the camera (d points away from it).
+        facing_away = (normals * dirs[..., None, :]).sum(-1).clamp(min=0)  # [B, HW, S]
+        out["orientation"] = (weights.detach() * facing_away ** 2).sum(-1).mean()
+        normal_map = (weights[..., None] * normals).sum(-2)  # [B, HW, 3]
+        out["normal"] = normal_map.transpose(1, 2).reshape(batch, 3, height, width)
+
+    # shading: colour at each sample
+    if shading == "albedo":
+        color = albedo
+    elif shading in ("lambertian", "textureless"):
+        if light_position is None:
+            # a point light near the camera: position + N(0, jitter^2 I)
+            light_position = camera.position + cfg.light_jitter * torch.randn(
+                batch, 3, generator=generator, device=device)
+        to_light = F.normalize(light_position[:, None, None, :] - x, dim=-1)  # [B, HW, S, 3]
+        # Lambertian: ambient + (1 - ambient) max(0, n . l)
+        diffuse = (normals * to_light).sum(-1, keepdim=True).clamp(min=0)  # [B, HW, S, 1]
+        light = cfg.ambient + (1 - cfg.ambient) * diffuse
+        color = light if shading == "textureless" else albedo * light
+    elif shading == "normal":
+        color = (normals + 1) / 2
+    else:
+        raise ValueError(f"unknown shading {shading!r}")
+
+    background = field.background(dirs.reshape(-1, 3)).reshape(batch, -1, 3)  # [B, HW, 3]
+    rgb = (weights[..., None] * color).sum(-2) + (1 - opacity[..., None]) * background  # [B, HW, 3]
+
+    to_image = lambda v: v.transpose(1, 2).reshape(batch, -1, height, width)  # noqa: E731
+    out.update(image=to_image(rgb), opacity=to_image(opacity[..., None]),
+               depth=to_image(depth[..., None]), weights=weights)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Regularisers
+# ----------------------------------------------------------------------------------------------
+
+def orientation_loss(render_out):
+    """The orientation penalty computed by `render` (needs normals)."""
+    return render_out["orientation"]
+
+
+def opacity_entropy(opacity, eps=1e-5):
+    """Binary entropy of each pixel's opacity, averaged: pushes pixels to fully empty or fully solid.
+
+    H(o) = -o log o - (1 - o) log(1 - o)
+    """
+    o = opacity.clamp(eps, 1 - eps)
+    return (-o * torch.log(o) - (1 - o) * torch.log(1 - o)).mean()
+
+
+def opacity_sparsity(opacity, eps=0.01):
+    """Mean of sqrt(o^2 + eps): a smooth L1 that discourages filling the view with matter."""
+    return torch.sqrt(opacity ** 2 + eps).mean()
