@@ -1,38 +1,46 @@
-"""Grade a whole class: `python autograder/grade.py SUBMISSIONS --out OUT`.
+"""Grade a whole class: `python autograder/grade.py SUBMISSIONS --out OUT [--jobs N]`.
 
 SUBMISSIONS is a folder with one subfolder per student id, each holding that student's
-notebooks under their released names (e.g. `alice/sds_assignment.ipynb`), or a .zip of such
-a folder. The submissions are read, never modified.
+notebook (e.g. `alice/sds_assignment.ipynb`), or a .zip of such a folder. The submissions
+are read, never modified.
 
-The command runs nbgrader (autograde, then feedback) in a course folder it manages
-(OUT/course) and writes:
+Each blank of each student is graded in a fresh sandboxed process (sdskit/sandbox.py): the
+kit's trusted setup, the student's solution cell for that blank (found by sdskit/locate.py),
+then the kit's own visible and hidden tests. The notebook's own test cells never run. Writes:
 
-    OUT/grades.csv     one row per student: blank1..blank7, other graded items, total, max_total, notes
-    OUT/cells.csv      student_id, notebook, grade_id, points, max_points
+    OUT/grades.csv        one row per student: blank1..blank7, total, max_total, notes, flags
+    OUT/cells.csv         student_id, notebook, grade_id, points, max_points
     OUT/feedback/<student_id>/<notebook>.html
+    OUT/class_report.csv, OUT/class_report.png   pass rate per blank, most frequent failures
+    OUT/results/<student_id>.json                 one per student: how a batch resumes
 
-Every student gets a row. A student whose notebook is missing or broken gets zero for it, and
-the reason is written in the `notes` column.
+grades.csv is the authoritative record. Every student gets a row. A student already graded
+with the same notebook and the same tests is not graded again (an interrupted batch resumes;
+after a test fix, everyone is regraded).
 """
 
 import argparse
 import csv
+import hashlib
+import html
+import json
+import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
+import threading
+import uuid
 import zipfile
-from dataclasses import dataclass, field
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-import nbformat  # noqa: E402
-
-from sdskit import course  # noqa: E402
+from sdskit import locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.paths import SOLUTIONS  # noqa: E402
+from sdskit.paths import NOTEBOOKS, REFERENCES  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
 
@@ -42,6 +50,8 @@ class StudentResult:
     student_id: str
     cells: list[tuple[str, str, float, float]] = field(default_factory=list)  # nb, id, pts, max
     notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # short reasons: anything unusual
+    messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -68,83 +78,116 @@ def find_class_folder(submissions: Path, workdir: Path) -> Path:
 
 
 def max_points() -> dict[tuple[str, str], float]:
-    """(notebook, grade_id) -> points, for every graded cell of the source notebooks."""
+    """(notebook, grade_id) -> points, for every graded cell of the release notebook."""
     points = {}
     for name in COURSE.notebooks:
-        notebook = nbformat.read(SOLUTIONS / name, as_version=4)
-        for cell in notebook.cells:
-            meta = cell.metadata.get("nbgrader", {})
+        notebook = json.loads((NOTEBOOKS / name).read_text())
+        for cell in notebook["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
             if meta.get("grade"):
                 points[(Path(name).stem, meta["grade_id"])] = float(meta.get("points", 0))
     return points
 
 
-def stage_student(root: Path, student_dir: Path, result: StudentResult) -> bool:
-    """Copy a student's readable notebooks into nbgrader's submitted/ folder.
-
-    Returns False (with a note) when none of them can be graded.
-    """
-    target = root / "submitted" / result.student_id / COURSE.assignment
-    target.mkdir(parents=True, exist_ok=True)
-    staged = 0
-    for name in COURSE.notebooks:
-        path = student_dir / name
-        if not path.is_file():
-            result.notes.append(f"{name} is missing: 0 points for it")
-            continue
-        try:
-            nbformat.read(path, as_version=4)
-        except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
-            result.notes.append(f"{name} is not a readable notebook ({type(error).__name__}): "
-                                "0 points for it")
-            continue
-        shutil.copyfile(path, target / name)
-        staged += 1
-    return staged > 0
+def submission_key(student_dir: Path, kit: str) -> str:
+    """Changes when any file the student handed in changes, or the tests do."""
+    digest = hashlib.sha256(kit.encode())
+    for path in sorted(p for p in student_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(student_dir)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
-def read_grades(root: Path, result: StudentResult, points: dict) -> None:
-    """Fill result.cells from the gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "sds-kit") as gradebook:
-        for (notebook, grade_id), maximum in points.items():
-            try:
-                submitted = gradebook.find_submission_notebook(notebook, COURSE.assignment,
-                                                               result.student_id)
-                grade = next(g for g in submitted.grades if g.name == grade_id)
-                score = float(grade.score or 0)
-            except (MissingEntry, StopIteration):
-                score = 0.0
-            result.cells.append((notebook, grade_id, score, maximum))
-
-
-def grade_student(root: Path, student_dir: Path, out: Path, points: dict) -> StudentResult:
+def grade_student(worker_box: list, student_dir: Path, points: dict, release: dict,
+                  scratch: Path) -> StudentResult:
+    """Locate the student's cells and grade each blank in the sandbox."""
     result = StudentResult(student_dir.name)
-    if stage_student(root, student_dir, result):
+    located = locate.locate(student_dir)
+    result.flags.extend(located.flags)
+    verdicts: dict[int, dict] = {}
+    if located.fatal is None:
+        task = {"setup": release["imports"], "release_class": release["blank1_2_class"],
+                "cells": located.cells, "blanks": sorted(locate.BLANK_CELLS),
+                "blank_cells": {str(b): g for b, g in locate.BLANK_CELLS.items()},
+                "methods": locate.METHODS, "limits": sandbox.limits(),
+                "scratch": f"/tmp/grading-{os.getpid()}-{uuid.uuid4().hex}"}
         try:
-            course.nbgrader(root, "autograde", COURSE.assignment, "--student", result.student_id,
-                            "--create", "--force", timeout=COURSE.notebook_timeout_s)
-        except course.NbgraderError as error:
-            result.notes.append("grading failed: " + str(error).splitlines()[0])
-        except subprocess.TimeoutExpired:
-            result.notes.append(f"grading stopped after {COURSE.notebook_timeout_s} s")
-    read_grades(root, result, points)
+            if worker_box[0] is None:
+                worker_box[0] = sandbox.Worker()
+            answer = worker_box[0].grade(task, COURSE.student_timeout_s + 120)
+            verdicts = {int(b): v for b, v in answer.items()}
+        except (sandbox.WorkerDied, ValueError) as error:
+            worker_box[0] = None
+            result.flags.append(f"the grader stopped while grading this notebook ({error}): "
+                                "please grade it by hand")
+        if sandbox_kind_cache.get("kind") == "none" and references_changed():
+            result.flags.append("tampering: the notebook wrote to the kit's reference files")
+            verdicts = {}
+    else:
+        result.notes.append(located.fatal + ": 0 points for it")
+    notebook = Path(COURSE.notebooks[0]).stem
+    extra_flags = []
+    for blank in sorted(locate.BLANK_CELLS):
+        entry = verdicts.get(blank) or {}
+        outcome = entry.get("results")
+        if entry.get("flag"):
+            extra_flags.append(f"blank {blank}: {entry['flag']}")
+        for cases in ("visible", "hidden"):
+            gid = f"blank{blank}_{cases}"
+            if outcome:
+                ok, message = outcome[cases]
+            elif located.fatal:
+                ok, message = False, located.fatal
+            elif locate.BLANK_CELLS[blank] in located.missing:
+                ok, message = False, "No cell of your notebook defines this blank."
+            else:
+                ok, message = False, "Not graded (the grader stopped)."
+            maximum = points.get((notebook, gid), 0.0)
+            result.cells.append((notebook, gid, maximum if ok else 0.0, maximum))
+            result.messages[gid] = message
+    result.flags.extend(extra_flags)
     return result
 
 
-def write_feedback(root: Path, results: list[StudentResult], out: Path) -> None:
-    """One nbgrader generate_feedback run for the class, copied to OUT/feedback/<student>/."""
+sandbox_kind_cache: dict = {}
+_REFERENCES: dict = {}
+
+
+def references_changed() -> bool:
+    """Without a sandbox the kit's files are writable: check, and put them back if changed."""
+    path = REFERENCES
+    if "bytes" not in _REFERENCES:
+        _REFERENCES["bytes"] = path.read_bytes()
+        return False
     try:
-        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force")
-    except course.NbgraderError as error:
-        print(f"warning: feedback could not be generated: {error}", file=sys.stderr)
-    for result in results:
-        feedback = root / "feedback" / result.student_id / COURSE.assignment
-        for html in sorted(feedback.glob("*.html")):
-            destination = out / "feedback" / result.student_id / html.name
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(html, destination)
+        same = path.read_bytes() == _REFERENCES["bytes"]
+    except OSError:
+        same = False
+    if not same:
+        path.write_bytes(_REFERENCES["bytes"])
+    return not same
+
+
+def write_feedback(result: StudentResult, out: Path) -> None:
+    """OUT/feedback/<student>/<notebook>.html: each test's outcome and the flags."""
+    notebook = Path(COURSE.notebooks[0]).stem
+    rows = []
+    for nb, gid, score, maximum in result.cells:
+        message = result.messages.get(gid, "")
+        rows.append(f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {maximum:g}</td>"
+                    f"<td><pre>{html.escape(message)}</pre></td></tr>")
+    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
+    total = sum(c[2] for c in result.cells)
+    maximum = sum(c[3] for c in result.cells)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
+            f"{html.escape(result.student_id)}</title></head><body>"
+            f"<h1>{html.escape(COURSE.notebooks[0])}: {total:g} / {maximum:g}</h1>"
+            + (f"<h2>Notes on your submission</h2><ul>{flags}</ul>" if flags else "")
+            + "<table border='1'><tr><th>test</th><th>points</th><th>result</th></tr>"
+            + "".join(rows) + "</table></body></html>")
+    destination = out / "feedback" / result.student_id / f"{notebook}.html"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_text(page)
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
@@ -159,7 +202,7 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
                 writer.writerow([result.student_id, notebook, grade_id, score, maximum])
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes"])
+        writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes", "flags"])
         for result in results:
             by_column: dict[str, float] = {}
             for _, grade_id, score, _ in result.cells:
@@ -170,7 +213,52 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
             maximum = sum(points.values())
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
                              *(by_column.get(c, 0.0) for c in others), total, maximum,
-                             "; ".join(result.notes)])
+                             "; ".join(result.notes), "; ".join(result.flags)])
+
+
+def _message_kind(message: str) -> str:
+    """A failure message without its numbers, so that the same mistake counts once."""
+    lines = [line.strip(" -") for line in message.strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else message
+    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", text)[:160]
+
+
+def write_class_report(results: list[StudentResult], out: Path) -> None:
+    """Pass rate per blank (both tests passed) and the most frequent failure messages."""
+    rows = []
+    rates = {}
+    for blank in sorted(locate.BLANK_CELLS):
+        passed, failures = 0, Counter()
+        for result in results:
+            ok = all(score == maximum for _, gid, score, maximum in result.cells
+                     if gid.startswith(f"blank{blank}_"))
+            passed += ok
+            for cases in ("visible", "hidden"):
+                message = result.messages.get(f"blank{blank}_{cases}", "")
+                if message and message != "passed":
+                    failures[_message_kind(message)] += 1
+        rates[blank] = passed / len(results) if results else 0.0
+        top = failures.most_common(3) or [("", 0)]
+        for rank, (message, count) in enumerate(top, 1):
+            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", rank if count else "",
+                         message, count])
+    with open(out / "class_report.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["blank", "pass_rate", "rank", "failure_message", "count"])
+        writer.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    axis.bar([f"blank {b}" for b in rates], [100 * r for r in rates.values()], color="#4c72b0")
+    axis.set_ylim(0, 100)
+    axis.set_ylabel("students passing both tests (%)")
+    axis.set_title(f"Pass rate per blank ({len(results)} students)")
+    figure.tight_layout()
+    figure.savefig(out / "class_report.png", dpi=100)
+    plt.close(figure)
 
 
 def print_table(results: list[StudentResult]) -> None:
@@ -185,12 +273,39 @@ def print_table(results: list[StudentResult]) -> None:
         total = sum(score for *_, score, _ in result.cells)
         maximum = sum(m for *_, m in result.cells)
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
-        notes = f"   ({'; '.join(result.notes)})" if result.notes else ""
-        print(f"{result.student_id:<{width}}  {row}   {total:g}/{maximum:g}{notes}")
+        notes = "; ".join(result.notes + result.flags)
+        print(f"{result.student_id:<{width}}  {row}   {total:g}/{maximum:g}"
+              + (f"   ({notes})" if notes else ""))
 
 
-def grade(submissions: Path, out: Path) -> list[StudentResult]:
+def _load_cached(path: Path, key: str) -> StudentResult | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("key") != key:
+        return None
+    result = StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
+                           data["notes"], data["flags"], data["messages"])
+    return result
+
+
+def _save(path: Path, key: str, result: StudentResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"key": key, **asdict(result)}))
+    os.replace(temporary, path)  # atomic: an interrupted batch never leaves half a result
+
+
+def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
+    kind = sandbox.sandbox_kind()
+    sandbox_kind_cache["kind"] = kind
+    if kind == "none":
+        print("warning: bubblewrap is not available: grading runs each blank in a fresh process "
+              "with rlimits, but without namespaces (see README, 'Grading sandbox').",
+              file=sys.stderr)
+        references_changed()
     with tempfile.TemporaryDirectory() as tmp:
         class_folder = find_class_folder(submissions, Path(tmp))
         students = sorted(p for p in class_folder.iterdir()
@@ -198,16 +313,52 @@ def grade(submissions: Path, out: Path) -> list[StudentResult]:
         if not students:
             raise SystemExit(f"error: {submissions} holds no student folders. Expected one "
                              "subfolder per student id, each with the student's notebooks.")
-        root = course.create(out / "course")
-        course.generate_release(root)
         points = max_points()
-        results = []
+        release = locate.release_cells()
+        kit = sandbox.kit_fingerprint()
+        results: dict[str, StudentResult] = {}
+        todo = []
         for student_dir in students:
+            cache = out / "results" / f"{student_dir.name}.json"
+            key = submission_key(student_dir, kit)
+            cached = _load_cached(cache, key)
+            if cached is not None:
+                results[student_dir.name] = cached
+            else:
+                todo.append((student_dir, cache, key))
+        if len(todo) < len(students):
+            print(f"{len(students) - len(todo)} students already graded with these tests: "
+                  "kept their results", flush=True)
+        local = threading.local()
+        workers = []
+        lock = threading.Lock()
+
+        def run(item):
+            student_dir, cache, key = item
+            if not hasattr(local, "box"):
+                local.box = [None]
+                with lock:
+                    workers.append(local.box)
             print(f"grading {student_dir.name} ...", flush=True)
-            results.append(grade_student(root, student_dir, out, points))
-        write_feedback(root, results, out)
-    write_tables(results, out, points)
-    return results
+            with tempfile.TemporaryDirectory() as scratch:
+                result = grade_student(local.box, student_dir, points, release, Path(scratch))
+            _save(cache, key, result)
+            return result
+
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                for result in pool.map(run, todo):
+                    results[result.student_id] = result
+        finally:
+            for box in workers:
+                if box[0] is not None:
+                    box[0].close()
+    ordered = [results[p.name] for p in students]
+    for result in ordered:
+        write_feedback(result, out)
+    write_tables(ordered, out, points)
+    write_class_report(ordered, out)
+    return ordered
 
 
 def main(argv=None) -> None:
@@ -215,11 +366,12 @@ def main(argv=None) -> None:
     parser.add_argument("submissions", type=Path,
                         help="folder (or .zip) with one subfolder per student id")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
+    parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
-    results = grade(args.submissions, args.out)
+    results = grade(args.submissions, args.out, args.jobs)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "

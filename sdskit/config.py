@@ -21,8 +21,32 @@ class CourseConfig:
     cell_timeout_s: int = 300
     notebook_timeout_s: int = 1200
 
+    # The sandboxed grader (autograder/grade.py, sdskit/sandbox.py). Each blank of each student
+    # runs in a fresh process with these limits; a blank that hits one loses its points only.
+    blank_timeout_s: float = 60.0  # wall-clock seconds for one blank (its two tests)
+    blank_cpu_s: int = 60  # CPU seconds for one blank
+    blank_memory_mb: int = 3072  # address space one blank may add to the warm grader
+    blank_file_mb: int = 64  # the largest file one blank may write (in its private scratch)
+    blank_output_kb: int = 64  # printed output kept from one blank (the rest is dropped)
+    student_timeout_s: float = 300.0  # all seven blanks of one student together
+    sandbox: str = "auto"  # "bwrap" (required), "auto" (bwrap if it works), "none" (rlimits only)
+
     # The real model students use on a Colab GPU (a key of sdskit.loading.MODEL_IDS).
     sd_version: str = "2.1"
 
 
-COURSE = CourseConfig()
+def _from_environment(config: CourseConfig) -> CourseConfig:
+    """The grading limits may be overridden by SDSKIT_<FIELD> variables (the tests use this to
+    keep runaway cases short), e.g. SDSKIT_BLANK_TIMEOUT_S=5."""
+    import dataclasses
+    import os
+
+    changes = {}
+    for item in dataclasses.fields(config):
+        value = os.environ.get(f"SDSKIT_{item.name.upper()}")
+        if value is not None and item.name.startswith(("blank_", "student_", "sandbox")):
+            changes[item.name] = type(getattr(config, item.name))(value)
+    return dataclasses.replace(config, **changes)
+
+
+COURSE = _from_environment(CourseConfig())

@@ -1,0 +1,158 @@
+"""Find a student's notebook and, in it, the cell that holds each blank.
+
+Submissions come in every shape: saved by Colab (extra metadata, old nbformat, no cell ids),
+renamed (`Copy of sds_assignment.ipynb`, `sds_assignment (1).ipynb`), with cells deleted,
+duplicated, split, reordered or added, or not a notebook at all. Grading never trusts the
+notebook's test cells or its order: it takes each blank's solution cell as text, found by its
+nbgrader grade_id or, where that metadata is lost, by what the cell defines, and runs the kit's
+own tests against it. Anything unusual becomes a flag: a short reason, in the student's terms.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdskit.config import COURSE
+from sdskit.paths import NOTEBOOKS
+
+NOTEBOOK = COURSE.notebooks[0]
+
+# The cell each blank lives in (by grade_id), and what that cell defines (to find it without
+# its metadata). Blanks 1 and 2 share the class cell.
+BLANK_CELLS = {1: "blank1_2_class", 2: "blank1_2_class", 3: "blank3_code", 4: "blank4_code",
+               5: "blank5_code", 6: "blank6_code", 7: "blank7_code"}
+SIGNATURES = {
+    "blank1_2_class": re.compile(r"^class StableDiffusion\b", re.M),
+    "blank3_code": re.compile(r"^def interpolate_latents\(", re.M),
+    "blank4_code": re.compile(r"^def encode_rgb\(", re.M),
+    "blank5_code": re.compile(r"^def sample_timestep\(", re.M),
+    "blank6_code": re.compile(r"^def sds_gradient\(", re.M),
+    "blank7_code": re.compile(r"^def sds_targets\(", re.M),
+}
+# The method each cell defines (the grader binds it to the class if the student's cell forgot).
+METHODS = {"blank3_code": "interpolate_latents", "blank4_code": "encode_rgb",
+           "blank5_code": "sample_timestep", "blank6_code": "sds_gradient",
+           "blank7_code": "sds_targets"}
+
+
+def source(cell: dict) -> str:
+    text = cell.get("source", "")
+    return text if isinstance(text, str) else "".join(text)
+
+
+def grade_id(cell: dict) -> str | None:
+    meta = cell.get("metadata")
+    nbgrader = meta.get("nbgrader") if isinstance(meta, dict) else None
+    return nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+
+
+def release_cells() -> dict[str, str]:
+    """grade_id -> source of every cell of the released notebook (the trusted copy)."""
+    notebook = json.loads((NOTEBOOKS / NOTEBOOK).read_text())
+    return {grade_id(c): source(c) for c in notebook["cells"] if grade_id(c)}
+
+
+def test_cells() -> dict[str, str]:
+    notebook = json.loads((NOTEBOOKS / NOTEBOOK).read_text())
+    return {grade_id(c): source(c) for c in notebook["cells"]
+            if (c.get("metadata", {}).get("nbgrader") or {}).get("grade")}
+
+
+@dataclass
+class Located:
+    """What grading needs from one submission."""
+
+    path: Path | None = None
+    cells: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's source
+    missing: dict[str, str] = field(default_factory=dict)  # grade_id -> why it was not found
+    flags: list[str] = field(default_factory=list)  # short reasons, for grades.csv and feedback
+    fatal: str | None = None  # set when nothing can be graded
+
+
+def _normal_name(name: str) -> str:
+    """`Copy of sds_assignment (1).ipynb` -> `sds_assignment.ipynb`."""
+    stem = Path(name).stem
+    stem = re.sub(r"^(copy of |copie de |kopie von )+", "", stem, flags=re.I)
+    stem = re.sub(r"(\s*\(\d+\)|[ _-]copy|[ _-]\d+)+$", "", stem, flags=re.I)
+    return stem.strip().lower() + ".ipynb"
+
+
+def find_notebook(student_dir: Path, located: Located) -> Path | None:
+    exact = student_dir / NOTEBOOK
+    candidates = sorted(p for p in student_dir.rglob("*.ipynb")
+                        if ".ipynb_checkpoints" not in p.parts and p.is_file())
+    similar = [p for p in candidates if _normal_name(p.name) == NOTEBOOK]
+    if exact.is_file():
+        if len(similar) > 1:
+            located.flags.append(f"{len(similar)} copies of the notebook were handed in: "
+                                 f"graded {NOTEBOOK}")
+        return exact
+    if similar:
+        chosen = max(similar, key=lambda p: (p.stat().st_mtime, p.name))
+        located.flags.append(f"notebook renamed: graded '{chosen.relative_to(student_dir)}'")
+        if len(similar) > 1:
+            located.flags.append(f"{len(similar)} copies of the notebook were handed in: "
+                                 "graded the newest")
+        return chosen
+    if len(candidates) == 1:
+        located.flags.append(f"notebook renamed: graded '{candidates[0].relative_to(student_dir)}'")
+        return candidates[0]
+    return None
+
+
+def locate(student_dir: Path) -> Located:
+    located = Located()
+    path = find_notebook(student_dir, located)
+    if path is None:
+        located.fatal = f"{NOTEBOOK} is missing"
+        located.flags.append(f"no notebook: {NOTEBOOK} is missing, 0 points")
+        return located
+    located.path = path
+    try:
+        notebook = json.loads(path.read_bytes().decode("utf-8", errors="replace"))
+        cells = notebook["cells"]
+        if not isinstance(cells, list):
+            raise TypeError("cells is not a list")
+    except Exception as error:  # noqa: BLE001 - every unreadable file is reported the same way
+        located.fatal = f"{path.name} is not a readable notebook ({type(error).__name__})"
+        located.flags.append(f"not a readable notebook (not valid JSON): 0 points")
+        return located
+    code = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
+    by_id: dict[str, list[dict]] = {}
+    for cell in code:
+        by_id.setdefault(grade_id(cell), []).append(cell)
+    lost, duplicated = [], []
+    for gid, signature in SIGNATURES.items():
+        tagged = by_id.get(gid, [])
+        if tagged:
+            # A cell split in Jupyter keeps its metadata on both halves: take the half that
+            # defines the blank; of true duplicates, the last one (what "run all" keeps).
+            defining = [c for c in tagged if signature.search(source(c))] or tagged
+            if len(tagged) > 1:
+                duplicated.append(gid)
+            located.cells[gid] = source(defining[-1])
+            continue
+        found = [c for c in code if signature.search(source(c))]
+        if found:
+            located.cells[gid] = source(found[-1])
+            lost.append(gid)
+        else:
+            located.missing[gid] = "its cell was deleted (no cell defines it)"
+    if len(located.missing) == len(SIGNATURES):
+        located.fatal = "this notebook is not the SDS assignment"
+        located.flags.append("wrong notebook: it holds none of the SDS assignment's blanks, "
+                             "0 points")
+        return located
+    if lost:
+        located.flags.append("grading labels missing on some cells: found them by their code")
+    if duplicated:
+        located.flags.append("duplicated or split cells: graded the last copy of each")
+    if located.missing:
+        names = sorted({f"blank {b}" for b, g in BLANK_CELLS.items() if g in located.missing})
+        located.flags.append(f"cell deleted for {', '.join(names)}: 0 points for it")
+    tests = test_cells()
+    seen = {grade_id(c): source(c) for c in code if grade_id(c) in tests}
+    if any(seen.get(gid) != text for gid, text in tests.items()):
+        located.flags.append("test cells were edited or deleted: the original tests were used")
+    return located

@@ -1,0 +1,403 @@
+"""Run a student's blank against the kit's tests in a fresh, limited, sandboxed process.
+
+Two layers:
+
+* The **worker** (`python -m sdskit.sandbox`) imports torch, the tiny model and the reference
+  tensors once (about 9 CPU seconds), then reads tasks (JSON lines) on stdin. It runs inside
+  bubblewrap where available: no network, a private /tmp, only the Python installation and the
+  kit's `sdskit/` and `assets/` visible, all read-only. The submissions, the output folder, the
+  gradebook, `solutions/` (the hidden tests' source) and the repository are simply not there.
+* For each blank the worker **forks a child**: a fresh copy of that warm state, in its own
+  process group and scratch folder, with rlimits (CPU, address space, file size, no core
+  dumps). The child runs the trusted setup (the release's imports cell), the student's cell
+  as text, then the kit's own check (`sdskit.checks`), and writes the verdict to a pipe. The
+  worker enforces the wall-clock limit and turns a crash, a timeout or an early exit into a
+  message. Nothing a blank does survives into the next blank or the next student.
+
+Tampering: before the student's code runs, the child takes a snapshot of what the verdict
+depends on (torch, torch.Tensor, torch.testing, numpy.testing, builtins, sdskit.checks and its
+Report, the reference tensors' contents); after the check, anything rebound or changed voids
+the blank. The verdict is read from the Report's problem list by the harness, not from the
+student's notebook, and the test cells in the notebook are never run.
+"""
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sdskit.config import COURSE
+from sdskit.paths import ASSETS, ROOT
+
+RESULT_LIMIT = 64 * 1024  # bytes of verdict read from one child
+
+
+# ---------------------------------------------------------------------------------------
+# The parent's side: start a worker (sandboxed if possible) and talk to it.
+# ---------------------------------------------------------------------------------------
+def bwrap_command(scratch: Path | None = None) -> list[str] | None:
+    """The bubblewrap prefix, or None where bubblewrap is missing or does not work here."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None or COURSE.sandbox == "none":
+        return None
+    command = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+               "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
+               "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for link in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(link):
+            command += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            command += ["--ro-bind", link, link]
+    for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}):
+        if not prefix.startswith("/usr"):
+            command += ["--ro-bind", prefix, prefix]
+    for part in ("sdskit", "assets"):
+        command += ["--ro-bind", str(ROOT / part), str(ROOT / part)]
+    command += ["--chdir", "/tmp", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+                "--cap-drop", "ALL", "--"]
+    probe = subprocess.run(command + ["/bin/true"], capture_output=True)
+    return command if probe.returncode == 0 else None
+
+
+def sandbox_kind() -> str:
+    """'bwrap' or 'none' (rlimits and a fresh process only): what grading will use here."""
+    kind = "bwrap" if bwrap_command() else "none"
+    if COURSE.sandbox == "bwrap" and kind != "bwrap":
+        raise SystemExit("error: the config asks for the bwrap sandbox, but bubblewrap is "
+                         "missing or does not work here (apt-get install bubblewrap).")
+    return kind
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class Worker:
+    """One warm, sandboxed grader process; grade(...) one student at a time."""
+
+    def __init__(self):
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1", "HOME": "/tmp", "NBGRADER_EXECUTION": "autograde",
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        prefix = bwrap_command()
+        self.kind = "bwrap" if prefix else "none"
+        command = (prefix or []) + [sys.executable, "-m", "sdskit.sandbox"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, env=env, cwd="/tmp",
+                                        text=True, bufsize=1)
+
+    def grade(self, task: dict, timeout: float) -> dict:
+        """Send one student's cells; return {blank: {"visible": (ok, msg), ...}, ...}."""
+        try:
+            self.process.stdin.write(json.dumps(task) + "\n")
+            self.process.stdin.flush()
+        except OSError as error:
+            raise WorkerDied(str(error)) from error
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            self.close()
+            raise WorkerDied("the grader took too long")
+        line = self.process.stdout.readline()
+        if not line:
+            self.close()
+            raise WorkerDied("the grader stopped")
+        return json.loads(line)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+# ---------------------------------------------------------------------------------------
+# The worker's side.
+# ---------------------------------------------------------------------------------------
+class _Bounded:
+    """A stdout/stderr that keeps the first `limit` characters and drops the rest."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size, self.parts = limit, 0, []
+
+    def write(self, text):
+        text = str(text)
+        if self.size < self.limit:
+            self.parts.append(text[: self.limit - self.size])
+        self.size += len(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def _fingerprint(value) -> str:
+    """A hash of nested dicts/lists of tensors and numbers (the reference tensors)."""
+    import torch
+
+    digest = hashlib.sha256()
+
+    def walk(item):
+        if isinstance(item, dict):
+            for key in sorted(item, key=str):
+                digest.update(str(key).encode())
+                walk(item[key])
+        elif isinstance(item, (list, tuple)):
+            for sub in item:
+                walk(sub)
+        elif isinstance(item, torch.Tensor):
+            digest.update(item.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            digest.update(repr(item).encode())
+
+    walk(value)
+    return digest.hexdigest()
+
+
+def _guarded_namespaces():
+    """The objects whose attributes the verdict relies on."""
+    import builtins
+
+    import numpy
+    import numpy.testing
+    import torch
+    import torch.nn.functional
+    import torch.testing
+
+    from sdskit import checks
+
+    return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.testing": torch.testing,
+            "torch.nn.functional": torch.nn.functional, "torch.nn.Module": torch.nn.Module,
+            "numpy.testing": numpy.testing, "numpy": numpy, "builtins": builtins,
+            "sdskit.checks": checks, "Report": checks.Report}
+
+
+def _snapshot():
+    return {name: dict(vars(obj)) for name, obj in _guarded_namespaces().items()}
+
+
+def _tampered(before: dict) -> list[str]:
+    changed = []
+    for name, obj in _guarded_namespaces().items():
+        now = vars(obj)
+        for key, value in before[name].items():
+            if key in ("__warningregistry__", "_", "__builtins__"):
+                continue
+            if key not in now or now[key] is not value:
+                changed.append(f"{name}.{key}")
+    return changed
+
+
+def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, write_fd: int):
+    """In the forked child: limits, the student's cell, the trusted check, the verdict."""
+    import resource
+
+    os.setpgid(0, 0)
+    scratch = Path(task["scratch"]) / f"blank{blank}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    os.chdir(scratch)
+    os.environ["HOME"] = os.environ["TMPDIR"] = str(scratch)
+    limits = task["limits"]
+    cpu = int(limits["cpu_s"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    size = int(limits["file_mb"]) * 2**20
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    with open("/proc/self/statm") as statm:
+        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    memory = current + int(limits["memory_mb"]) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    output = _Bounded(int(limits["output_kb"]) * 1024)
+    sys.stdout = sys.stderr = output
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+
+    from sdskit import checks
+
+    check = checks.CHECKS[blank]
+    report_type = checks.Report
+    gid = task["blank_cells"][str(blank)]
+    verdict = {}
+
+    def finish(results, flag=None):
+        payload = json.dumps({"results": results, "flag": flag}).encode()
+        os.write(write_fd, payload[:RESULT_LIMIT])
+        os._exit(0)
+
+    before = _snapshot()
+    namespace = dict(base_namespace)
+    try:
+        if gid == "blank1_2_class":
+            exec(compile(task["cells"][gid], "<your cell>", "exec"), namespace)  # noqa: S102
+        else:
+            # Blanks 3-7 are graded alone: the released class (not the student's __init__),
+            # then the student's cell, whose method is bound to it if the cell did not.
+            exec(compile(task["release_class"], "<class cell>", "exec"), namespace)  # noqa: S102
+            exec(compile(task["cells"][gid], "<your cell>", "exec"), namespace)  # noqa: S102
+            method = task["methods"][gid]
+            function = namespace.get(method)
+            cls = namespace.get("StableDiffusion")
+            if callable(function) and isinstance(cls, type) and method not in vars(cls):
+                setattr(cls, method, function)
+        cls = namespace.get("StableDiffusion")
+        if not isinstance(cls, type):
+            raise NameError("your cells do not define the class StableDiffusion")
+    except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt included
+        message = (f"Your cell could not run: {type(error).__name__}: "
+                   f"{str(error).strip()[:300]}")
+        finish({"visible": [False, message], "hidden": [False, message]})
+    for cases in ("visible", "hidden"):
+        try:
+            report = check(cls, cases)
+            ok = (type(report) is report_type and type(report.problems) is list
+                  and len(report.problems) == 0)
+            message = "passed" if ok else str(report_type.message.fget(report))[:2000]
+        except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
+            ok, message = False, (f"Your code stopped the test: {type(error).__name__}: "
+                                  f"{str(error).strip()[:300]}")
+        verdict[cases] = [ok, message]
+    changed = _tampered(before)
+    if not changed and _fingerprint(checks.references()) != reference_print:
+        changed = ["the reference tensors"]
+    if changed:
+        message = ("Your code changed the tools the tests use "
+                   f"({', '.join(changed[:3])}): no points for this blank.")
+        finish({"visible": [False, message], "hidden": [False, message]}, "tampering")
+    finish(verdict)
+
+
+def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: str,
+               timeout: float) -> tuple[dict, str | None]:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read_fd)
+            _child(task, blank, base_namespace, reference_print, write_fd)
+        finally:
+            os._exit(3)
+    os.close(write_fd)
+    chunks, size = [], 0
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([read_fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            break
+        if size < RESULT_LIMIT:
+            chunks.append(chunk)
+        size += len(chunk)
+    os.close(read_fd)
+    if timed_out:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)  # anything the blank started in the background
+    except (ProcessLookupError, PermissionError):
+        pass
+    _, status = os.waitpid(pid, 0)
+    shutil.rmtree(Path(task["scratch"]) / f"blank{blank}", ignore_errors=True)
+    if timed_out:
+        message = (f"Your code ran longer than the {timeout:g} s limit (an endless loop or "
+                   "a long sleep?), so its tests could not finish.")
+        return {"visible": [False, message], "hidden": [False, message]}, "time limit"
+    data = b"".join(chunks)
+    if size > RESULT_LIMIT:
+        data = b""
+    try:
+        parsed = json.loads(data.decode())
+        results = parsed["results"]
+        assert set(results) == {"visible", "hidden"}
+        return results, parsed.get("flag")
+    except Exception:  # noqa: BLE001 - no verdict: say why the process ended
+        pass
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        why = {signal.SIGXCPU: ("used more than its CPU time limit", "time limit"),
+               signal.SIGKILL: ("was stopped (out of memory, or over a limit)", "killed"),
+               signal.SIGXFSZ: ("wrote a file larger than the limit", "disk limit"),
+               signal.SIGSEGV: ("crashed (segmentation fault)", "crash")}.get(
+                   number, (f"was stopped by signal {number}", "crash"))
+    else:
+        why = (f"ended the Python process (exit code {os.WEXITSTATUS(status)}) before the "
+               "tests could report", "kernel stopped")
+    message = f"Your code {why[0]}, so this blank's tests could not finish."
+    return {"visible": [False, message], "hidden": [False, message]}, why[1]
+
+
+def worker_main() -> None:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything the warm-up prints goes to stderr, never into the protocol
+    import torch
+
+    torch.set_num_threads(1)
+    from sdskit import checks
+
+    checks.references()
+    checks._tiny_components()
+    reference_print = _fingerprint(checks.references())
+    base_namespace = None
+    for line in sys.stdin:
+        task = json.loads(line)
+        if base_namespace is None:  # the trusted setup: the release's imports cell
+            base_namespace = {"__name__": "__main__"}
+            exec(compile(task["setup"], "<setup>", "exec"), base_namespace)  # noqa: S102
+        Path(task["scratch"]).mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        answer = {}
+        for blank in task["blanks"]:
+            gid = task["blank_cells"][str(blank)]
+            if gid not in task["cells"]:
+                answer[blank] = {"results": None, "flag": None}
+                continue
+            left = task["limits"]["student_s"] - (time.monotonic() - started)
+            if left <= 1:
+                message = "Not graded: the notebook used up its total time limit first."
+                answer[blank] = {"results": {"visible": [False, message],
+                                             "hidden": [False, message]}, "flag": "time limit"}
+                continue
+            results, flag = _run_blank(task, blank, base_namespace, reference_print,
+                                       min(task["limits"]["blank_s"], left))
+            answer[blank] = {"results": results, "flag": flag}
+        shutil.rmtree(task["scratch"], ignore_errors=True)
+        protocol.write(json.dumps(answer) + "\n")
+
+
+def limits() -> dict:
+    return {"cpu_s": COURSE.blank_cpu_s, "memory_mb": COURSE.blank_memory_mb,
+            "file_mb": COURSE.blank_file_mb, "output_kb": COURSE.blank_output_kb,
+            "blank_s": COURSE.blank_timeout_s, "student_s": COURSE.student_timeout_s}
+
+
+def kit_fingerprint() -> str:
+    """Changes whenever anything that decides a grade changes (tests, references, harness)."""
+    digest = hashlib.sha256()
+    for path in [ROOT / "sdskit" / name for name in ("checks.py", "sandbox.py", "locate.py",
+                                                     "config.py")] + [
+            ASSETS / "references.pt", ROOT / "notebooks" / COURSE.notebooks[0]]:
+        digest.update(path.read_bytes())
+    digest.update(json.dumps(limits(), sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+if __name__ == "__main__":
+    worker_main()
