@@ -36,6 +36,13 @@ METHODS = {"blank3_code": "interpolate_latents", "blank4_code": "encode_rgb",
            "blank7_code": "sds_targets"}
 
 
+# Code that can reach past the harness (interpreter internals, raw file descriptors, /proc):
+# not forbidden, but worth a human look, since the tests run in the same process.
+_INTROSPECTION = re.compile(r"sys\._getframe|_current_frames|\bgc\.get_\w+|\bctypes\b|"
+                            r"/proc/|os\.write\(|os\.dup2?\(|\bf_back\b|\bf_locals\b|"
+                            r"\bf_globals\b|__code__|\bptrace\b")
+
+
 def source(cell: dict) -> str:
     text = cell.get("source", "")
     return text if isinstance(text, str) else "".join(text)
@@ -151,6 +158,11 @@ def locate(student_dir: Path) -> Located:
     if located.missing:
         names = sorted({f"blank {b}" for b, g in BLANK_CELLS.items() if g in located.missing})
         located.flags.append(f"cell deleted for {', '.join(names)}: 0 points for it")
+    reaching = sorted({m.group(0) for text in located.cells.values()
+                       for m in _INTROSPECTION.finditer(text)})
+    if reaching:
+        located.flags.append("review: the code reaches into the interpreter or the grader "
+                             f"({', '.join(reaching[:4])})")
     tests = test_cells()
     seen = {grade_id(c): source(c) for c in code if grade_id(c) in tests}
     if any(seen.get(gid) != text for gid, text in tests.items()):

@@ -24,6 +24,7 @@ student's notebook, and the test cells in the notebook are never run.
 import hashlib
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -60,7 +61,7 @@ def bwrap_command(scratch: Path | None = None) -> list[str] | None:
     for part in ("sdskit", "assets"):
         command += ["--ro-bind", str(ROOT / part), str(ROOT / part)]
     command += ["--chdir", "/tmp", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
-                "--cap-drop", "ALL", "--"]
+                "--setenv", "SDSKIT_SANDBOXED", "1", "--cap-drop", "ALL", "--"]
     probe = subprocess.run(command + ["/bin/true"], capture_output=True)
     return command if probe.returncode == 0 else None
 
@@ -196,11 +197,14 @@ def _tampered(before: dict) -> list[str]:
     return changed
 
 
-def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, write_fd: int):
+def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, write_fd: int,
+           nonce: str):
     """In the forked child: limits, the student's cell, the trusted check, the verdict."""
     import resource
 
     os.setpgid(0, 0)
+    if _PROTOCOL_FD is not None:
+        os.close(_PROTOCOL_FD)  # the worker's channel to the parent is not the student's
     scratch = Path(task["scratch"]) / f"blank{blank}"
     scratch.mkdir(parents=True, exist_ok=True)
     os.chdir(scratch)
@@ -230,7 +234,7 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
     verdict = {}
 
     def finish(results, flag=None):
-        payload = json.dumps({"results": results, "flag": flag}).encode()
+        payload = json.dumps({"nonce": nonce, "results": results, "flag": flag}).encode()
         os.write(write_fd, payload[:RESULT_LIMIT])
         os._exit(0)
 
@@ -255,7 +259,9 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
     except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt included
         message = (f"Your cell could not run: {type(error).__name__}: "
                    f"{str(error).strip()[:300]}")
-        finish({"visible": [False, message], "hidden": [False, message]})
+        flag = {"MemoryError": "memory limit", "SystemExit": "kernel stopped",
+                "KeyboardInterrupt": "kernel stopped"}.get(type(error).__name__)
+        finish({"visible": [False, message], "hidden": [False, message]}, flag)
     for cases in ("visible", "hidden"):
         try:
             report = check(cls, cases)
@@ -279,11 +285,12 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
 def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: str,
                timeout: float) -> tuple[dict, str | None]:
     read_fd, write_fd = os.pipe()
+    nonce = secrets.token_hex(16)  # a verdict without it was not written by the harness
     pid = os.fork()
     if pid == 0:  # the child
         try:
             os.close(read_fd)
-            _child(task, blank, base_namespace, reference_print, write_fd)
+            _child(task, blank, base_namespace, reference_print, write_fd, nonce)
         finally:
             os._exit(3)
     os.close(write_fd)
@@ -326,10 +333,13 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
     try:
         parsed = json.loads(data.decode())
         results = parsed["results"]
-        assert set(results) == {"visible", "hidden"}
+        assert set(results) == {"visible", "hidden"} and parsed["nonce"] == nonce
         return results, parsed.get("flag")
     except Exception:  # noqa: BLE001 - no verdict: say why the process ended
-        pass
+        if data:
+            message = ("Your code wrote into the grader's result channel, so this blank's "
+                       "result cannot be trusted: no points for it.")
+            return {"visible": [False, message], "hidden": [False, message]}, "tampering"
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         why = {signal.SIGXCPU: ("used more than its CPU time limit", "time limit"),
@@ -344,8 +354,13 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
     return {"visible": [False, message], "hidden": [False, message]}, why[1]
 
 
+_PROTOCOL_FD = None
+
+
 def worker_main() -> None:
-    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    global _PROTOCOL_FD
+    _PROTOCOL_FD = os.dup(1)
+    protocol = os.fdopen(_PROTOCOL_FD, "w", buffering=1)
     os.dup2(2, 1)  # anything the warm-up prints goes to stderr, never into the protocol
     import torch
 
@@ -379,6 +394,12 @@ def worker_main() -> None:
                                        min(task["limits"]["blank_s"], left))
             answer[blank] = {"results": results, "flag": flag}
         shutil.rmtree(task["scratch"], ignore_errors=True)
+        if os.environ.get("SDSKIT_SANDBOXED") == "1":  # the sandbox's own /tmp: empty it, so
+            for left in Path("/tmp").iterdir():      # nothing passes to the next student
+                if left.is_dir() and not left.is_symlink():
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    left.unlink(missing_ok=True)
         protocol.write(json.dumps(answer) + "\n")
 
 

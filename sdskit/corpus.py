@@ -1,0 +1,192 @@
+"""A generated class of messy, broken and hostile submissions, each with what grading owes it.
+
+`write_corpus(folder)` writes one student folder per case and returns, for each student id,
+the expected points per blank and a flag the grader must raise (a substring of grades.csv's
+`flags` column; "" means no flag at all). Everything is made from the release notebook and
+the solution's answers by code, so nothing hand-edited is checked in.
+"""
+
+import copy
+import json
+import uuid
+from pathlib import Path
+
+from sdskit import submissions as subs
+from sdskit.paths import REFERENCES
+
+NOTEBOOK = subs.NOTEBOOK
+BLANKS = sorted(subs.BLANKS)
+FULL = 2.0
+
+
+def _points(zero=()) -> dict[int, float]:
+    return {b: 0.0 if b in zero else FULL for b in BLANKS}
+
+
+def _write(folder: Path, student: str, notebook: dict | str, name: str = NOTEBOOK) -> None:
+    target = folder / student / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = notebook if isinstance(notebook, str) else json.dumps(notebook, indent=1)
+    target.write_text(text)
+
+
+def _gid(cell):
+    return ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+
+
+def _index(notebook, grade_id):
+    return next(i for i, c in enumerate(notebook["cells"]) if _gid(c) == grade_id)
+
+
+def _prepend(answer: str, lines: str) -> str:
+    """Code that runs inside the blank's function before the answer (same indentation)."""
+    return lines + "\n" + answer
+
+
+def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
+    folder = Path(folder)
+    solution = subs.solution_answers()
+    good = subs.fill(solution)
+    expected: dict[str, tuple[dict[int, float], str]] = {}
+
+    def case(student, notebook, points, flag="", name=NOTEBOOK):
+        _write(folder, student, notebook, name)
+        expected[student] = (points, flag)
+
+    def with_cell(blank: int, extra_top: str = "", answer: str | None = None) -> dict:
+        """The solution notebook with blank's cell given extra top-level code and/or answer."""
+        notebook = subs.fill({**solution, blank: answer if answer else solution[blank]})
+        cell = notebook["cells"][_index(notebook, subs.BLANKS[blank][0])]
+        cell["source"] = extra_top + "\n" + subs._source(cell)
+        return notebook
+
+    # --- Colab and format quirks -----------------------------------------------------------
+    colab = copy.deepcopy(good)
+    colab["metadata"]["colab"] = {"provenance": [], "name": NOTEBOOK, "gpuType": "T4"}
+    colab["nbformat_minor"] = 0
+    for cell in colab["cells"]:
+        cell.pop("id", None)
+        cell["metadata"]["id"] = uuid.uuid4().hex[:12]
+        cell["metadata"].setdefault("nbgrader", {})["locked"] = False
+    case("colab_saved", colab, _points())
+    case("solution", good, _points())
+
+    # --- Files: renamed, copies, broken, missing, another assignment -----------------------
+    case("renamed_copy_of", good, _points(), "notebook renamed", "Copy of sds_assignment.ipynb")
+    case("renamed_paren", good, _points(), "notebook renamed", "sds_assignment (1).ipynb")
+    case("two_copies", good, _points(), "copies of the notebook")
+    _write(folder, "two_copies", subs.fill({}), "sds_assignment (1).ipynb")
+    case("not_json", '{"cells": [ {"cell_type": "code", ', _points(BLANKS), "not a readable")
+    (folder / "no_notebook").mkdir(parents=True)
+    (folder / "no_notebook" / "answers.txt").write_text("see attached")
+    expected["no_notebook"] = (_points(BLANKS), "no notebook")
+    other = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": "def fibonacci(n):\n    return n if n < 2 else fibonacci(n-1) + fibonacci(n-2)"}]}
+    case("other_assignment", other, _points(BLANKS), "wrong notebook")
+
+    # --- Cells deleted, duplicated, split, reordered, added, metadata lost ----------------
+    deleted = copy.deepcopy(good)
+    del deleted["cells"][_index(deleted, "blank5_code")]
+    case("deleted_cell", deleted, _points([5]), "cell deleted")
+
+    duplicated = copy.deepcopy(good)
+    i = _index(duplicated, "blank6_code")
+    wrong = subs.fill({**solution, 6: subs.MISTAKES[6]})["cells"][i]
+    duplicated["cells"].insert(i, wrong)  # an old wrong try above, the fixed one last
+    case("duplicated_cell", duplicated, _points(), "duplicated or split")
+
+    split = copy.deepcopy(good)
+    i = _index(split, "blank7_code")
+    text = subs._source(split["cells"][i])
+    head, tail = text.split("StableDiffusion.sds_targets = sds_targets")
+    first, second = copy.deepcopy(split["cells"][i]), copy.deepcopy(split["cells"][i])
+    first["source"], second["source"] = head, "StableDiffusion.sds_targets = sds_targets\n" + tail
+    split["cells"][i:i + 1] = [first, second]
+    case("split_cell", split, _points(), "duplicated or split")
+
+    reordered = copy.deepcopy(good)
+    reordered["cells"] = list(reversed(reordered["cells"]))
+    case("reordered_cells", reordered, _points())
+
+    added = copy.deepcopy(good)
+    added["cells"].insert(12, {"cell_type": "code", "metadata": {}, "execution_count": None,
+                               "outputs": [], "source": "print('my own experiment')\nx = 1 / 0"})
+    added["cells"].insert(0, {"cell_type": "markdown", "metadata": {}, "source": "My notes"})
+    case("added_cells", added, _points())
+
+    lost = copy.deepcopy(good)
+    for cell in lost["cells"]:
+        cell["metadata"].pop("nbgrader", None)
+    case("metadata_lost", lost, _points(), "labels missing")
+
+    # --- Correct code that is noisy ------------------------------------------------------
+    noisy = _prepend(solution[6], "import sys, warnings\nwarnings.warn('this is deprecated')\n"
+                     "print('debug: computing grad', file=sys.stderr)")
+    case("stderr_warnings", subs.fill({**solution, 6: noisy}), _points())
+    case("huge_output", with_cell(3, "print('x' * 200_000_000)\nimport os\n"
+                                     "os.write(1, b'y' * 50_000_000)"), _points(), "review")
+
+    # --- Runaway code --------------------------------------------------------------------
+    case("infinite_loop", subs.fill({**solution, 5: _prepend(solution[5], "while True:\n    pass")}),
+         _points([5]), "time limit")
+    case("sleep_forever", with_cell(3, "import time\ntime.sleep(10**6)"), _points([3]),
+         "time limit")
+    case("os_exit", with_cell(4, "import os\nos._exit(0)"), _points([4]), "kernel stopped")
+    case("segfault", with_cell(6, "import ctypes\nctypes.string_at(0)"), _points([6]), "crash")
+    case("out_of_memory", with_cell(7, "hog = bytearray(64 * 2**30)"), _points([7]),
+         "memory limit")
+    case("sys_exit", with_cell(1, "import sys\nsys.exit(0)"), _points([1, 2]), "kernel stopped")
+    case("fills_disk", with_cell(7, "with open('big.bin', 'wb') as f:\n"
+                                    "    for _ in range(4096):\n"
+                                    "        f.write(b'0' * 2**20)"), _points([7]), "disk limit")
+    case("kills_itself", with_cell(3, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+         _points([3]), "killed")
+
+    # --- Tampering: wrong answers dressed up to pass ------------------------------------
+    def tamper(student, blank, code, flag="tampering"):
+        notebook = with_cell(blank, code, subs.MISTAKES[blank])
+        case(student, notebook, _points([blank]), flag)
+
+    tamper("patch_allclose", 6, "import torch\ntorch.allclose = lambda *a, **k: True")
+    tamper("patch_testing", 6, "import torch, numpy.testing\n"
+                               "torch.testing.assert_close = lambda *a, **k: None\n"
+                               "numpy.testing.assert_allclose = lambda *a, **k: None")
+    tamper("patch_checks", 7, "from sdskit import checks\n"
+                              "checks.blank7_sds_targets = lambda *a, **k: checks.Report('x')\n"
+                              "checks.CHECKS[7] = checks.blank7_sds_targets")
+    tamper("patch_report", 5, "from sdskit import checks\n"
+                              "checks.Report.passed = property(lambda self: True)")
+    tamper("patch_builtins", 3, "import builtins\nbuiltins.AssertionError = type('A', (), {})")
+    tamper("patch_references", 6, "from sdskit import checks\nref = checks.references()\n"
+                                   "ref['blank6']['visible']['grad'].neg_()\n"
+                                   "ref['blank6']['hidden']['grad'].neg_()")
+    tamper("forge_result", 6, "import os\n"
+                              "fake = b'{\"results\": {\"visible\": [true, \"passed\"], "
+                              "\"hidden\": [true, \"passed\"]}, \"flag\": null}'\n"
+                              "for fd in range(3, 64):\n"
+                              "    try:\n        os.write(fd, fake)\n    except OSError:\n"
+                              "        pass\nos._exit(0)")
+    # Tests edited or deleted in the notebook: the kit's own tests still run.
+    edited = subs.fill({**solution, 3: subs.MISTAKES[3]})
+    for gid in ("blank3_visible", "blank3_hidden"):
+        edited["cells"][_index(edited, gid)]["source"] = "pass  # the test was here"
+    case("edited_tests", edited, _points([3]), "test cells were edited")
+    removed = subs.fill({**solution, 4: subs.MISTAKES[4]})
+    removed["cells"] = [c for c in removed["cells"] if _gid(c) not in ("blank4_visible",
+                                                                         "blank4_hidden")]
+    case("deleted_tests", removed, _points([4]), "test cells were edited")
+    swallow = subs.fill({**solution, 6: subs.MISTAKES[6]})
+    swallow["cells"].insert(3, {"cell_type": "code", "metadata": {}, "execution_count": None,
+                                "outputs": [], "source": "import sys\nsys.excepthook = "
+                                "lambda *a: None\nget_ipython().set_custom_exc((Exception,), "
+                                "lambda *a, **k: None)"})
+    case("swallow_errors", swallow, _points([6]))
+    case("write_references", with_cell(7, f"open({str(REFERENCES)!r}, 'ab').write(b'0')"),
+         _points([7]))
+    stopper = subs.fill({**solution, 2: subs.MISTAKES[2]})
+    stopper["cells"].insert(_index(stopper, "blank2_visible"), {
+        "cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+        "source": "import os\nos._exit(0)  # stop before the tests run"})
+    case("stop_before_tests", stopper, _points([2]))
+    return expected

@@ -1,0 +1,95 @@
+"""grade.py on a generated class of messy, broken and hostile submissions (sdskit/corpus.py):
+each gets the points its code earned and the flag that says what was odd. One grading run
+(--jobs 2) serves every test here; runaway cases are cut short by a small time limit."""
+
+import csv
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sdskit import corpus
+from sdskit.paths import REFERENCES, ROOT
+
+EXPECTED_CASES = 35
+
+
+def grade(folder, out):
+    env = {**os.environ, "SDSKIT_BLANK_TIMEOUT_S": "8", "SDSKIT_BLANK_CPU_S": "8"}
+    done = subprocess.run([sys.executable, "autograder/grade.py", str(folder), "--out", str(out),
+                           "--jobs", "2"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out / "grades.csv") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}, done.stdout
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    out = tmp_path_factory.mktemp("out")
+    expected = corpus.write_corpus(folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    references = hashlib.sha256(REFERENCES.read_bytes()).hexdigest()
+    rows, _ = grade(folder, out)
+    after = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {"folder": folder, "out": out, "rows": rows, "expected": expected,
+            "unchanged": before == after,
+            "references_kept": hashlib.sha256(REFERENCES.read_bytes()).hexdigest() == references}
+
+
+def test_corpus_is_complete(graded):
+    assert len(graded["expected"]) >= EXPECTED_CASES
+    assert set(graded["rows"]) == set(graded["expected"])
+
+
+
+
+def test_points_and_flags(graded):
+    wrong = []
+    for student, (points, flag) in graded["expected"].items():
+        row = graded["rows"][student]
+        got = {b: float(row[f"blank{b}"]) for b in points}
+        if got != points:
+            wrong.append(f"{student}: points {got}, expected {points}")
+        if flag and flag not in row["flags"]:
+            wrong.append(f"{student}: flags {row['flags']!r} should mention {flag!r}")
+        if not flag and row["flags"]:
+            wrong.append(f"{student}: unexpected flags {row['flags']!r}")
+        if float(row["total"]) != sum(got.values()):
+            wrong.append(f"{student}: total {row['total']}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_flags_reach_the_students_feedback(graded):
+    html = (graded["out"] / "feedback" / "patch_allclose" / "sds_assignment.html").read_text()
+    assert "tampering" in html
+    html = (graded["out"] / "feedback" / "renamed_paren" / "sds_assignment.html").read_text()
+    assert "notebook renamed" in html
+
+
+def test_nothing_is_lost_or_modified(graded):
+    assert graded["unchanged"], "grading must never modify the submissions"
+    assert graded["references_kept"], "a submission changed assets/references.pt"
+
+
+def test_class_report(graded):
+    out = graded["out"]
+    assert (out / "class_report.png").stat().st_size > 1000
+    with open(out / "class_report.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["blank"] for r in rows} == {f"blank{b}" for b in range(1, 8)}
+    assert all(0 <= float(r["pass_rate"]) <= 1 for r in rows)
+    assert any(r["failure_message"] for r in rows)
+
+
+def test_rerun_is_idempotent_and_resumes(graded):
+    out = graded["out"]
+    first = (out / "grades.csv").read_text()
+    (out / "results" / "solution.json").unlink()  # as if the batch stopped before it
+    rows, stdout = grade(graded["folder"], out)
+    assert "grading solution ..." in stdout
+    graded_again = [line for line in stdout.splitlines() if line.startswith("grading ")]
+    assert graded_again == ["grading solution ..."], stdout
+    assert (out / "grades.csv").read_text() == first

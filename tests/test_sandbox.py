@@ -1,0 +1,101 @@
+"""What the grading sandbox blocks: a student's cell probes it from inside, and reports every
+attempt that worked in the error it raises; nothing may work. Also the limits, directly."""
+
+import json
+import secrets
+import shutil
+
+import pytest
+
+from sdskit import locate, sandbox, submissions
+from sdskit.paths import REFERENCES, ROOT
+
+PROBE = """
+import os, socket
+worked = []
+def attempt(name, action):
+    try:
+        action()
+        worked.append(name)
+    except BaseException:
+        pass
+attempt("network", lambda: socket.create_connection(("1.1.1.1", 53), timeout=2))
+attempt("dns", lambda: socket.getaddrinfo("pypi.org", 443))
+attempt("write references", lambda: open({references!r}, "ab").write(b"0"))
+attempt("write kit code", lambda: open({kit!r}, "a").write("# hacked"))
+attempt("read hidden tests", lambda: open({solutions!r}).read())
+attempt("read another student", lambda: open({other!r}).read())
+attempt("read the gradebook", lambda: open({gradebook!r}).read())
+attempt("see the repository beyond sdskit/ and assets/",
+        lambda: [n for n in os.listdir({repo!r}) if n not in ("sdskit", "assets")][0])
+attempt("leave a file for the next student", lambda: open("/tmp/planted", "w").write("x"))
+
+raise RuntimeError("PROBE worked=" + ",".join(worked))
+"""
+
+
+def run_cell(blank: int, code: str, timeout: float = 60) -> dict:
+    release = locate.release_cells()
+    cells = {locate.BLANK_CELLS[b]: "" for b in locate.BLANK_CELLS}
+    cells[locate.BLANK_CELLS[blank]] = code
+    task = {"setup": release["imports"], "release_class": release["blank1_2_class"],
+            "cells": cells, "blanks": [blank],
+            "blank_cells": {str(b): g for b, g in locate.BLANK_CELLS.items()},
+            "methods": locate.METHODS, "limits": {**sandbox.limits(), "blank_s": timeout},
+            "scratch": f"/tmp/sandbox-test-{secrets.token_hex(4)}"}
+    if _WORKER[0] is None:
+        _WORKER[0] = sandbox.Worker()  # one warm worker serves every test here, as in grading
+    return _WORKER[0].grade(task, timeout + 120)[str(blank)]
+
+
+_WORKER = [None]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_worker():
+    yield
+    if _WORKER[0] is not None:
+        _WORKER[0].close()
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("outside")
+    (folder / "alice").mkdir()
+    (folder / "alice" / submissions.NOTEBOOK).write_text("{}")
+    (folder / "gradebook.db").write_text("secret")
+    return folder
+
+
+@pytest.mark.skipif(sandbox.sandbox_kind() != "bwrap", reason="bubblewrap is not available")
+def test_sandbox_blocks_network_files_and_leftovers(outside):
+    before = REFERENCES.read_bytes()
+    code = PROBE.format(references=str(REFERENCES), kit=str(ROOT / "sdskit" / "checks.py"),
+                        solutions=str(ROOT / "solutions" / submissions.NOTEBOOK),
+                        other=str(outside / "alice" / submissions.NOTEBOOK),
+                        gradebook=str(outside / "gradebook.db"), repo=str(ROOT))
+    result = run_cell(6, code)
+    message = result["results"]["visible"][1]
+    assert "PROBE worked=" in message, message
+    worked = message.split("PROBE worked=")[1].split(",")
+    # Only the child's own scratch and /tmp are writable, and /tmp is emptied between students.
+    assert [w.strip() for w in worked if w.strip()] == ["leave a file for the next student"]
+    assert REFERENCES.read_bytes() == before
+
+
+def test_limits_stop_runaway_code():
+    looping = run_cell(5, "while True:\n    pass", timeout=4)
+    assert looping["flag"] == "time limit" and not looping["results"]["hidden"][0]
+    memory = run_cell(7, "hog = bytearray(64 * 2**30)")
+    assert memory["flag"] == "memory limit"
+
+
+def test_verdicts_come_from_the_harness():
+    forged = json.dumps({"results": {"visible": [True, "passed"], "hidden": [True, "passed"]},
+                         "flag": None})
+    code = ("import os\nfor fd in range(3, 256):\n    try:\n"
+            f"        os.write(fd, {forged.encode()!r})\n    except OSError:\n        pass\n"
+            "os._exit(0)")
+    result = run_cell(6, code)
+    assert result["flag"] == "tampering"
+    assert not result["results"]["visible"][0]
