@@ -52,6 +52,7 @@ class StudentResult:
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # short reasons: anything unusual
     messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
+    cpu_s: float = 0.0  # CPU seconds its blanks took in the sandbox (for the benchmark)
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -115,6 +116,7 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
             if worker_box[0] is None:
                 worker_box[0] = sandbox.Worker()
             answer = worker_box[0].grade(task, COURSE.student_timeout_s + 120)
+            result.cpu_s = round(float(answer.pop("cpu", {}).get("student", 0.0)), 3)
             verdicts = {int(b): v for b, v in answer.items()}
         except (sandbox.WorkerDied, ValueError) as error:
             worker_box[0] = None
@@ -286,7 +288,8 @@ def _load_cached(path: Path, key: str) -> StudentResult | None:
     if data.get("key") != key:
         return None
     result = StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
-                           data["notes"], data["flags"], data["messages"])
+                           data["notes"], data["flags"], data["messages"],
+                           data.get("cpu_s", 0.0))
     return result
 
 

@@ -357,6 +357,16 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
 _PROTOCOL_FD = None
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def worker_main() -> None:
     global _PROTOCOL_FD
     _PROTOCOL_FD = os.dup(1)
@@ -377,7 +387,7 @@ def worker_main() -> None:
             base_namespace = {"__name__": "__main__"}
             exec(compile(task["setup"], "<setup>", "exec"), base_namespace)  # noqa: S102
         Path(task["scratch"]).mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), _cpu_seconds()
         answer = {}
         for blank in task["blanks"]:
             gid = task["blank_cells"][str(blank)]
@@ -400,6 +410,9 @@ def worker_main() -> None:
                     shutil.rmtree(left, ignore_errors=True)
                 else:
                     left.unlink(missing_ok=True)
+        # CPU seconds of this worker and its reaped children (bubblewrap hides them from
+        # the parent's own accounting): for this student, and since the worker started.
+        answer["cpu"] = {"student": _cpu_seconds() - cpu_before, "total": _cpu_seconds()}
         protocol.write(json.dumps(answer) + "\n")
 
 

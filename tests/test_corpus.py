@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from sdskit import corpus
+from sdskit import corpus, sandbox
 from sdskit.paths import REFERENCES, ROOT
 
 EXPECTED_CASES = 35
@@ -30,6 +30,10 @@ def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
     out = tmp_path_factory.mktemp("out")
     expected = corpus.write_corpus(folder)
+    if sandbox.sandbox_kind() == "none":
+        # Without bubblewrap the write reaches the file: the grader puts it back and gives
+        # that student nothing (with bubblewrap the write fails and only blank 7 is lost).
+        expected["write_references"] = ({b: 0.0 for b in range(1, 8)}, "tampering")
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     references = hashlib.sha256(REFERENCES.read_bytes()).hexdigest()
     rows, _ = grade(folder, out)
