@@ -1,4 +1,4 @@
-"""grade.py end to end through nbgrader, on a generated class:
+"""grade.py end to end (sandboxed harness running the kit's tests), on a generated class:
 the solution, the blank release, each typical mistake alone, every correct alternative at
 once, a missing notebook and a broken one. One grading run serves every test here."""
 
