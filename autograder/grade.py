@@ -43,6 +43,19 @@ class StudentResult:
     cells: list[tuple[str, str, float, float]] = field(default_factory=list)  # nb, id, pts, max
     notes: list[str] = field(default_factory=list)
 
+    def points_by_column(self) -> dict[str, float]:
+        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
+        columns: dict[str, float] = {}
+        for _, grade_id, score, _ in self.cells:
+            match = BLANK.match(grade_id)
+            column = match.group(1) if match else grade_id
+            columns[column] = columns.get(column, 0.0) + score
+        return columns
+
+    @property
+    def total(self) -> float:
+        return sum(score for _, _, score, _ in self.cells)
+
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
     """The folder of student folders: SUBMISSIONS itself, or a .zip unpacked into workdir."""
@@ -161,15 +174,10 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
         writer = csv.writer(handle)
         writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes"])
         for result in results:
-            by_column: dict[str, float] = {}
-            for _, grade_id, score, _ in result.cells:
-                match = BLANK.match(grade_id)
-                column = match.group(1) if match else grade_id
-                by_column[column] = by_column.get(column, 0.0) + score
-            total = sum(score for *_, score, _ in result.cells)
-            maximum = sum(points.values())
+            by_column = result.points_by_column()
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
-                             *(by_column.get(c, 0.0) for c in others), total, maximum,
+                             *(by_column.get(c, 0.0) for c in others), result.total,
+                             sum(points.values()),
                              "; ".join(result.notes)])
 
 
@@ -177,16 +185,11 @@ def print_table(results: list[StudentResult]) -> None:
     width = max([len(r.student_id) for r in results] + [10])
     print(f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total")
     for result in results:
-        per_blank = {}
-        for _, grade_id, score, _ in result.cells:
-            match = BLANK.match(grade_id)
-            if match:
-                per_blank[match.group(1)] = per_blank.get(match.group(1), 0) + score
-        total = sum(score for *_, score, _ in result.cells)
+        per_blank = result.points_by_column()
         maximum = sum(m for *_, m in result.cells)
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
         notes = f"   ({'; '.join(result.notes)})" if result.notes else ""
-        print(f"{result.student_id:<{width}}  {row}   {total:g}/{maximum:g}{notes}")
+        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}{notes}")
 
 
 def grade(submissions: Path, out: Path) -> list[StudentResult]:
