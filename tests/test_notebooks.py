@@ -15,11 +15,13 @@ from sdskit.paths import NOTEBOOKS, ROOT, SOLUTIONS
 @pytest.mark.parametrize("name", COURSE.notebooks)
 def test_solution_runs_top_to_bottom_offline(tmp_path, name):
     env = {k: v for k, v in kit_env().items() if k != "NBGRADER_EXECUTION"}
+    before = sorted(SOLUTIONS.rglob("*"))
     done = subprocess.run([sys.executable, "scripts/run_notebooks.py", str(SOLUTIONS),
                            "--out", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / name).exists()
+    assert sorted(SOLUTIONS.rglob("*")) == before, "running a notebook wrote into solutions/"
 
 
 def _validate(*args):
