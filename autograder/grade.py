@@ -6,13 +6,16 @@ are read, never modified.
 
 Each blank of each student is graded in a fresh sandboxed process (sdskit/sandbox.py): the
 kit's trusted setup, the student's solution cell for that blank (found by sdskit/locate.py),
-then the kit's own visible and hidden tests. The notebook's own test cells never run. Writes:
+then the kit's own visible and hidden tests. The notebook's own test cells never run. Then
+nbgrader (autograde, then generate_feedback) records those verdicts in its gradebook and writes
+the feedback, in a course folder the command manages (OUT/course; sdskit/gradebook.py). Writes:
 
     OUT/grades.csv        one row per student: blank1..blank7, total, max_total, notes, flags
     OUT/cells.csv         student_id, notebook, grade_id, points, max_points
     OUT/feedback/<student_id>/<notebook>.html
     OUT/class_report.csv, OUT/class_report.png   pass rate per blank, most frequent failures
     OUT/results/<student_id>.json                 one per student: how a batch resumes
+    OUT/course/gradebook.db                       nbgrader's gradebook, with the same points
 
 grades.csv is the authoritative record. Every student gets a row. A student already graded
 with the same notebook and the same tests is not graded again (an interrupted batch resumes;
@@ -38,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from sdskit import locate, sandbox  # noqa: E402
+from sdskit import course, gradebook, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.paths import NOTEBOOKS, REFERENCES  # noqa: E402
 
@@ -53,6 +56,20 @@ class StudentResult:
     flags: list[str] = field(default_factory=list)  # short reasons: anything unusual
     messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
     cpu_s: float = 0.0  # CPU seconds its blanks took in the sandbox (for the benchmark)
+    sources: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's code
+
+    def points_by_column(self) -> dict[str, float]:
+        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
+        columns: dict[str, float] = {}
+        for _, grade_id, score, _ in self.cells:
+            match = BLANK.match(grade_id)
+            column = match.group(1) if match else grade_id
+            columns[column] = columns.get(column, 0.0) + score
+        return columns
+
+    @property
+    def total(self) -> float:
+        return sum(score for _, _, score, _ in self.cells)
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -105,6 +122,7 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
     result = StudentResult(student_dir.name)
     located = locate.locate(student_dir)
     result.flags.extend(located.flags)
+    result.sources = dict(located.cells)
     verdicts: dict[int, dict] = {}
     if located.fatal is None:
         task = {"setup": release["imports"], "release_class": release["blank1_2_class"],
@@ -170,8 +188,9 @@ def references_changed() -> bool:
     return not same
 
 
-def write_feedback(result: StudentResult, out: Path) -> None:
-    """OUT/feedback/<student>/<notebook>.html: each test's outcome and the flags."""
+def write_plain_feedback(result: StudentResult, out: Path) -> None:
+    """OUT/feedback/<student>/<notebook>.html without nbgrader (where it could not record the
+    student): each test's outcome and the flags."""
     notebook = Path(COURSE.notebooks[0]).stem
     rows = []
     for nb, gid, score, maximum in result.cells:
@@ -206,16 +225,11 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
         writer = csv.writer(handle)
         writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes", "flags"])
         for result in results:
-            by_column: dict[str, float] = {}
-            for _, grade_id, score, _ in result.cells:
-                match = BLANK.match(grade_id)
-                column = match.group(1) if match else grade_id
-                by_column[column] = by_column.get(column, 0.0) + score
-            total = sum(score for *_, score, _ in result.cells)
-            maximum = sum(points.values())
+            by_column = result.points_by_column()
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
-                             *(by_column.get(c, 0.0) for c in others), total, maximum,
-                             "; ".join(result.notes), "; ".join(result.flags)])
+                             *(by_column.get(c, 0.0) for c in others), result.total,
+                             sum(points.values()), "; ".join(result.notes),
+                             "; ".join(result.flags)])
 
 
 def _message_kind(message: str) -> str:
@@ -267,30 +281,24 @@ def print_table(results: list[StudentResult]) -> None:
     width = max([len(r.student_id) for r in results] + [10])
     print(f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total")
     for result in results:
-        per_blank = {}
-        for _, grade_id, score, _ in result.cells:
-            match = BLANK.match(grade_id)
-            if match:
-                per_blank[match.group(1)] = per_blank.get(match.group(1), 0) + score
-        total = sum(score for *_, score, _ in result.cells)
+        per_blank = result.points_by_column()
         maximum = sum(m for *_, m in result.cells)
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
         notes = "; ".join(result.notes + result.flags)
-        print(f"{result.student_id:<{width}}  {row}   {total:g}/{maximum:g}"
+        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}"
               + (f"   ({notes})" if notes else ""))
 
 
 def _load_cached(path: Path, key: str) -> StudentResult | None:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if data["key"] != key:
+            return None
+        return StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
+                             data["notes"], data["flags"], data["messages"], data["cpu_s"],
+                             data["sources"])
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or older: grade again
         return None
-    if data.get("key") != key:
-        return None
-    result = StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
-                           data["notes"], data["flags"], data["messages"],
-                           data.get("cpu_s", 0.0))
-    return result
 
 
 def _save(path: Path, key: str, result: StudentResult) -> None:
@@ -357,8 +365,15 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
                 if box[0] is not None:
                     box[0].close()
     ordered = [results[p.name] for p in students]
+    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
+    root = course.create(out / "course")
+    course.generate_release(root)
+    problems = gradebook.record(root, ordered, out)
     for result in ordered:
-        write_feedback(result, out)
+        if result.student_id in problems:
+            result.flags.append("nbgrader could not record this student, so the feedback is "
+                                f"the kit's plain page ({problems[result.student_id]})")
+            write_plain_feedback(result, out)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)
     return ordered

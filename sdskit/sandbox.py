@@ -427,7 +427,8 @@ def kit_fingerprint() -> str:
     digest = hashlib.sha256()
     for path in [ROOT / "sdskit" / name for name in ("checks.py", "sandbox.py", "locate.py",
                                                      "config.py")] + [
-            ASSETS / "references.pt", ROOT / "notebooks" / COURSE.notebooks[0]]:
+            ASSETS / "references.pt", ROOT / "notebooks" / COURSE.notebooks[0],
+            ROOT / "autograder" / "grade.py"]:
         digest.update(path.read_bytes())
     digest.update(json.dumps(limits(), sort_keys=True).encode())
     return digest.hexdigest()[:16]

@@ -1,6 +1,6 @@
-"""grade.py end to end (sandboxed harness running the kit's tests), on a generated class:
-the solution, the blank release, each typical mistake alone, every correct alternative at
-once, a missing notebook and a broken one. One grading run serves every test here."""
+"""grade.py end to end (the sandbox decides, nbgrader records and writes feedback), on a
+generated class: the solution, the blank release, each typical mistake alone, every correct
+alternative at once, a missing notebook and a broken one. One grading run serves every test here."""
 
 import csv
 import subprocess
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sdskit import submissions
+from sdskit import gradebook, submissions
 from sdskit.paths import ROOT
 
 POINTS_PER_BLANK = 2.0
@@ -80,3 +80,16 @@ def test_cells_csv_and_feedback(graded):
 
 def test_submissions_are_not_modified(graded):
     assert graded["unchanged"]
+
+
+def test_nbgrader_gradebook_holds_the_same_points(graded):
+    """Check that nbgrader's gradebook agrees with cells.csv for every student."""
+    out = graded["out"]
+    with open(out / "cells.csv") as handle:
+        cells = list(csv.DictReader(handle))
+    expected = {}
+    for cell in cells:
+        expected.setdefault(cell["student_id"], {})[cell["grade_id"]] = float(cell["points"])
+    recorded = gradebook.read_gradebook(out / "course", sorted(expected))
+    assert recorded == expected
+    assert not any("nbgrader could not" in row["flags"] for row in graded["rows"].values())

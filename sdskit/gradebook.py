@@ -1,0 +1,141 @@
+"""nbgrader keeps the gradebook and writes the feedback; the sandbox decides the points.
+
+Plain `nbgrader autograde` runs the student's notebook in one kernel, tests included. That
+kernel is the student's: a cell can rebind `torch.allclose`, and a warning on stderr costs
+points (nbgrader scores any stderr output as a failure). So grading (autograder/grade.py)
+runs each blank in the sandbox first (sdskit/sandbox.py) and only then hands nbgrader, for
+each student, a notebook it can trust:
+
+1. `canonical_notebook`: the release notebook, with each blank's solution cell replaced by
+   the student's code (found by sdskit/locate.py) and a first cell listing the grader's flags.
+   Its structure is the release's, whatever the student did to theirs.
+2. `nbgrader autograde`, once for the class, with `InjectVerdicts` in place of nbgrader's
+   Execute step: each test cell gets, as its output, what the sandboxed test said (nothing
+   on a pass, an error with the check's message on a failure). nbgrader's own steps then
+   restore the test cells from the source, score them into gradebook.db, and
+3. `nbgrader generate_feedback` renders each student's feedback page.
+
+`record` then reads the gradebook back and checks that it agrees with the sandbox's points.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
+
+from sdskit import course, locate
+from sdskit.config import COURSE
+from sdskit.paths import NOTEBOOKS
+
+# Autograde's steps (nbgrader 0.9), with the kernel run replaced by the sandbox's verdicts.
+_GRADING_CONFIG = """
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
+                                    LimitOutput, SaveAutoGrades)
+from sdskit.gradebook import InjectVerdicts
+c.Autograde.autograde_preprocessors = [InjectVerdicts, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties,
+                                       CheckCellMetadata]
+c.InjectVerdicts.verdicts_dir = {verdicts!r}
+"""
+
+
+class InjectVerdicts(NbGraderPreprocessor):
+    """Give each test cell the output its sandboxed test produced, instead of running it."""
+
+    verdicts_dir = Unicode("", help="folder of <student_id>.json verdict files").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        student = resources["nbgrader"]["student"]
+        path = Path(self.verdicts_dir) / f"{student}.json"
+        # grade_id -> [passed, message]; a test with no verdict fails (never passes by default)
+        self._verdicts = json.loads(path.read_text())
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        grade_id = locate.grade_id(cell)
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        if cell.cell_type == "code" and (cell.metadata.get("nbgrader") or {}).get("grade"):
+            passed, message = self._verdicts.get(grade_id, [False, "This test did not run."])
+            lines = message.strip().splitlines() or ["failed"]
+            if passed:
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="passed\n")]
+            else:
+                cell.outputs = [nbformat.v4.new_output("error", ename="Test failed",
+                                                       evalue=lines[0], traceback=lines)]
+        return cell, resources
+
+
+def canonical_notebook(sources: dict[str, str], flags: list[str]) -> nbformat.NotebookNode:
+    """The release notebook with the student's code in its solution cells and flags on top."""
+    notebook = nbformat.read(NOTEBOOKS / locate.NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        grade_id = locate.grade_id(cell)
+        if grade_id in sources:
+            cell.source = sources[grade_id]
+    if flags:
+        lines = "\n".join(f"- {flag}" for flag in flags)
+        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
+            f"**Notes from the grader**\n\n{lines}"))
+    return notebook
+
+
+def record(root: Path, results: list, out: Path) -> dict[str, str]:
+    """Put every student's verdicts into nbgrader's gradebook and write their feedback to
+    OUT/feedback/<student>/<notebook>.html. Returns {student_id: problem} for any student
+    nbgrader could not record (their grades.csv row stands; the caller notes it)."""
+    notebook_name = locate.NOTEBOOK
+    verdicts = root / "verdicts"
+    verdicts.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        folder = root / "submitted" / result.student_id / COURSE.assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(canonical_notebook(result.sources, result.notes + result.flags),
+                       folder / notebook_name)
+        tests = {gid: [score == maximum, result.messages.get(gid, "")]
+                 for _, gid, score, maximum in result.cells}
+        (verdicts / f"{result.student_id}.json").write_text(json.dumps(tests))
+    config = root / "nbgrader_config.py"
+    config.write_text(config.read_text() + _GRADING_CONFIG.format(verdicts=str(verdicts)))
+    problems = {}
+    try:
+        course.nbgrader(root, "autograde", COURSE.assignment, "--create", "--force")
+        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force")
+    except course.NbgraderError as error:
+        problems = {r.student_id: str(error).splitlines()[0] for r in results}
+    stem = Path(notebook_name).stem
+    recorded = read_gradebook(root, [r.student_id for r in results])
+    for result in results:
+        if result.student_id in problems:
+            continue
+        expected = {gid: score for _, gid, score, _ in result.cells}
+        if recorded.get(result.student_id) != expected:
+            problems[result.student_id] = (f"nbgrader's gradebook says {recorded.get(result.student_id)}"
+                                           f", the sandbox {expected}")
+            continue
+        page = root / "feedback" / result.student_id / COURSE.assignment / f"{stem}.html"
+        destination = out / "feedback" / result.student_id / page.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, destination)
+    return problems
+
+
+def read_gradebook(root: Path, students: list[str]) -> dict[str, dict[str, float]]:
+    """{student_id: {grade_id: score}} as nbgrader's gradebook holds them."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    stem = Path(locate.NOTEBOOK).stem
+    scores = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "sds-kit") as gradebook:
+        for student in students:
+            try:
+                submitted = gradebook.find_submission_notebook(stem, COURSE.assignment, student)
+            except MissingEntry:
+                continue
+            scores[student] = {g.name: float(g.score or 0) for g in submitted.grades}
+    return scores
