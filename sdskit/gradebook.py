@@ -114,9 +114,12 @@ def record(root: Path, results: list, out: Path) -> dict[str, str]:
         if result.student_id in problems:
             continue
         expected = {gid: score for _, gid, score, _ in result.cells}
-        if recorded.get(result.student_id) != expected:
-            problems[result.student_id] = (f"nbgrader's gradebook says {recorded.get(result.student_id)}"
-                                           f", the sandbox {expected}")
+        got = recorded.get(result.student_id, {})
+        differ = sorted(gid for gid in expected.keys() | got.keys()
+                        if got.get(gid) != expected.get(gid))
+        if differ:
+            problems[result.student_id] = ("its gradebook differs from the sandbox on "
+                                           + ", ".join(differ))
             continue
         page = root / "feedback" / result.student_id / COURSE.assignment / f"{stem}.html"
         destination = out / "feedback" / result.student_id / page.name
