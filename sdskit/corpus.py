@@ -181,12 +181,12 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
                                 "outputs": [], "source": "import sys\nsys.excepthook = "
                                 "lambda *a: None\nget_ipython().set_custom_exc((Exception,), "
                                 "lambda *a, **k: None)"})
-    case("swallow_errors", swallow, _points([6]))
+    case("swallow_errors", swallow, _points([6]), "review: cells outside the blanks")
     case("write_references", with_cell(7, f"open({str(REFERENCES)!r}, 'ab').write(b'0')"),
-         _points([7]))
+         _points([7]), "sandbox blocked")
     stopper = subs.fill({**solution, 2: subs.MISTAKES[2]})
     stopper["cells"].insert(_index(stopper, "blank2_visible"), {
         "cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
         "source": "import os\nos._exit(0)  # stop before the tests run"})
-    case("stop_before_tests", stopper, _points([2]))
+    case("stop_before_tests", stopper, _points([2]), "review: cells outside the blanks")
     return expected

@@ -41,6 +41,11 @@ METHODS = {"blank3_code": "interpolate_latents", "blank4_code": "encode_rgb",
 _INTROSPECTION = re.compile(r"sys\._getframe|_current_frames|\bgc\.get_\w+|\bctypes\b|"
                             r"/proc/|os\.write\(|os\.dup2?\(|\bf_back\b|\bf_locals\b|"
                             r"\bf_globals\b|__code__|\bptrace\b")
+# Code outside the blanks that would stop the kernel or hide the tests' failures in a plain
+# nbgrader run. Grading never runs those cells, so it gains nothing; the flag says it was tried.
+_AGAINST_THE_TESTS = re.compile(r"set_custom_exc|\bexcepthook\b|\bos\._exit\b|\bsys\.exit\b|"
+                                r"\bos\.kill\b|^\s*(exit|quit)\(|\ballclose\s*=|"
+                                r"\bassert_close\s*=", re.M)
 
 
 def source(cell: dict) -> str:
@@ -163,6 +168,15 @@ def locate(student_dir: Path) -> Located:
     if reaching:
         located.flags.append("review: the code reaches into the interpreter or the grader "
                              f"({', '.join(reaching[:4])})")
+    release = json.loads((NOTEBOOKS / NOTEBOOK).read_text())
+    released = {source(c) for c in release["cells"] if c.get("cell_type") == "code"}
+    others = [source(c) for c in code
+              if source(c) not in released and source(c) not in located.cells.values()]
+    against = sorted({m.group(0).strip() for text in others
+                      for m in _AGAINST_THE_TESTS.finditer(text)})
+    if against:
+        located.flags.append("review: cells outside the blanks try to stop or bypass the tests "
+                             f"({', '.join(against[:4])}); grading does not run them")
     tests = test_cells()
     seen = {grade_id(c): source(c) for c in code if grade_id(c) in tests}
     if any(seen.get(gid) != text for gid, text in tests.items()):

@@ -21,6 +21,7 @@ the blank. The verdict is read from the Report's problem list by the harness, no
 student's notebook, and the test cells in the notebook are never run.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -197,6 +198,23 @@ def _tampered(before: dict) -> list[str]:
     return changed
 
 
+# An OSError with one of these numbers is the sandbox saying no (read-only mounts, missing
+# paths outside it, no network): worth a flag, since a blank's code has no business there.
+_BLOCKED = {errno.EROFS: "a write to a read-only file", errno.EACCES: "a file access",
+            errno.EPERM: "an operation", errno.ENETUNREACH: "the network",
+            errno.ECONNREFUSED: "the network"}
+
+
+def _blocked_flag(error: BaseException) -> str | None:
+    import socket
+
+    if isinstance(error, socket.gaierror):
+        return "sandbox blocked the network"
+    if isinstance(error, OSError) and error.errno in _BLOCKED:
+        return f"sandbox blocked {_BLOCKED[error.errno]}"
+    return None
+
+
 def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, write_fd: int,
            nonce: str):
     """In the forked child: limits, the student's cell, the trusted check, the verdict."""
@@ -261,7 +279,9 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
                    f"{str(error).strip()[:300]}")
         flag = {"MemoryError": "memory limit", "SystemExit": "kernel stopped",
                 "KeyboardInterrupt": "kernel stopped"}.get(type(error).__name__)
-        finish({"visible": [False, message], "hidden": [False, message]}, flag)
+        finish({"visible": [False, message], "hidden": [False, message]},
+               flag or _blocked_flag(error))
+    flag = None
     for cases in ("visible", "hidden"):
         try:
             report = check(cls, cases)
@@ -271,6 +291,7 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
         except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
             ok, message = False, (f"Your code stopped the test: {type(error).__name__}: "
                                   f"{str(error).strip()[:300]}")
+            flag = flag or _blocked_flag(error)
         verdict[cases] = [ok, message]
     changed = _tampered(before)
     if not changed and _fingerprint(checks.references()) != reference_print:
@@ -279,7 +300,7 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
         message = ("Your code changed the tools the tests use "
                    f"({', '.join(changed[:3])}): no points for this blank.")
         finish({"visible": [False, message], "hidden": [False, message]}, "tampering")
-    finish(verdict)
+    finish(verdict, flag)
 
 
 def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: str,

@@ -4,6 +4,8 @@ attempt that worked in the error it raises; nothing may work. Also the limits, d
 import json
 import secrets
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,8 +28,8 @@ attempt("write kit code", lambda: open({kit!r}, "a").write("# hacked"))
 attempt("read hidden tests", lambda: open({solutions!r}).read())
 attempt("read another student", lambda: open({other!r}).read())
 attempt("read the gradebook", lambda: open({gradebook!r}).read())
-attempt("see the repository beyond sdskit/ and assets/",
-        lambda: [n for n in os.listdir({repo!r}) if n not in ("sdskit", "assets")][0])
+attempt("see the repository beyond sdskit/, assets/ and the Python environment",
+        lambda: [n for n in os.listdir({repo!r}) if n not in {allowed!r}][0])
 attempt("leave a file for the next student", lambda: open("/tmp/planted", "w").write("x"))
 
 raise RuntimeError("PROBE worked=" + ",".join(worked))
@@ -67,13 +69,24 @@ def outside(tmp_path_factory):
     return folder
 
 
+def visible_in_repository() -> set[str]:
+    """What the sandbox shows of the repository: the kit's code and assets, read-only, and the
+    Python environment when it lives inside the repository (make's .venv), read-only too."""
+    allowed = {"sdskit", "assets"}
+    for prefix in {sys.prefix, sys.exec_prefix}:
+        if Path(prefix).is_relative_to(ROOT):
+            allowed.add(Path(prefix).relative_to(ROOT).parts[0])
+    return allowed
+
+
 @pytest.mark.skipif(sandbox.sandbox_kind() != "bwrap", reason="bubblewrap is not available")
 def test_sandbox_blocks_network_files_and_leftovers(outside):
     before = REFERENCES.read_bytes()
     code = PROBE.format(references=str(REFERENCES), kit=str(ROOT / "sdskit" / "checks.py"),
                         solutions=str(ROOT / "solutions" / submissions.NOTEBOOK),
                         other=str(outside / "alice" / submissions.NOTEBOOK),
-                        gradebook=str(outside / "gradebook.db"), repo=str(ROOT))
+                        gradebook=str(outside / "gradebook.db"), repo=str(ROOT),
+                        allowed=visible_in_repository())
     result = run_cell(6, code)
     message = result["results"]["visible"][1]
     assert "PROBE worked=" in message, message
