@@ -24,6 +24,7 @@ No compiled extensions: the hash grid, the sampler and the compositing are a few
 of tensor code each. It is slower than CUDA implementations, and fast enough for 64x64 renders.
 """
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -64,8 +65,7 @@ class NeRFConfig:
 
     # --- rendering ---
     num_samples: int = 64         # stratified samples per ray
-    normal_eps: float = 1e-2      # step of the central finite differences for the normals
-    normal_min_weight: float = 1e-3   # normals only where the sample's weight w_i exceeds this
+    normal_eps: float = 1e-2      # step of the finite differences for the normals
     ambient: float = 0.1          # Lambertian shading: ambient light share (DreamFusion: 0.1)
     light_jitter: float = 0.5     # std-dev of the point light around the camera position
     # "mlp": learned from the view direction; or a fixed RGB colour, e.g. (1.0, 1.0, 1.0)
@@ -88,8 +88,6 @@ class NeRFConfig:
 # Encoding
 # ----------------------------------------------------------------------------------------------
 
-# The 8 corners of a grid cell, as offsets (dx, dy, dz) in {0, 1}^3.
-_CORNERS = torch.tensor([[i >> 2 & 1, i >> 1 & 1, i & 1] for i in range(8)])  # [8, 3]
 # Instant-NGP's spatial hash: xor of the integer coordinates times large primes, modulo T.
 _PRIMES = (1, 2654435761, 805459861)
 
@@ -98,9 +96,13 @@ class HashGrid(nn.Module):
     """Multiresolution hash encoding: x in [0, 1]^3 -> L * F features.
 
     Level l divides the unit cube into res_l cells per side. Each cell corner looks up an F-vector
-    in that level's table, directly (index = x + res y + res^2 z) when the level has no more
-    corners than table entries, else through a spatial hash (collisions are left to the MLP).
+    in that level's table, directly (index = x + (res+1) y + (res+1)^2 z) when the level has no
+    more corners than table entries, else through a spatial hash (collisions are left to the MLP).
     A point's feature is the trilinear mix of its cell's 8 corners; levels are concatenated.
+
+    All levels are computed together, in one set of tensor operations over [N, L, ...]: a GPU
+    runs a handful of large kernels instead of a loop of small ones per level. The levels' tables
+    are stacked in one parameter; level l owns rows offsets[l] : offsets[l] + entries_l.
     """
 
     def __init__(self, levels=16, features=2, log2_size=19, base_res=16, max_res=1024):
@@ -109,32 +111,46 @@ class HashGrid(nn.Module):
         growth = math.exp((math.log(max_res) - math.log(base_res)) / max(levels - 1, 1))
         self.resolutions = [int(base_res * growth ** level) for level in range(levels)]
         self.table_size = 2 ** log2_size
-        self.tables = nn.ParameterList()
-        for res in self.resolutions:
-            entries = min((res + 1) ** 3, self.table_size)
-            # Instant-NGP initialises the tables uniformly in +-1e-4: every point starts at ~0.
-            self.tables.append(nn.Parameter(torch.empty(entries, features).uniform_(-1e-4, 1e-4)))
+        entries = [min((res + 1) ** 3, self.table_size) for res in self.resolutions]
+        # Instant-NGP initialises the tables uniformly in +-1e-4: every point starts at ~0.
+        self.table = nn.Parameter(torch.empty(sum(entries), features).uniform_(-1e-4, 1e-4))
+        self.register_buffer("res", torch.tensor(self.resolutions), persistent=False)  # [L]
+        self.register_buffer("offsets", torch.tensor([0] + entries[:-1]).cumsum(0),
+                             persistent=False)  # [L] first row of each level
+        self.register_buffer("hashed", torch.tensor([(res + 1) ** 3 > self.table_size
+                                                     for res in self.resolutions]),
+                             persistent=False)  # [L] bool
         self.output_dim = levels * features
 
+    def level_table(self, level):  # -> [entries_l, F], the rows of one level
+        end = self.offsets[level + 1] if level + 1 < len(self.resolutions) else len(self.table)
+        return self.table[self.offsets[level]:end]
+
     def forward(self, x):  # x: [N, 3] in [0, 1]
-        corners = _CORNERS.to(x.device)  # [8, 3]
-        features = []
-        for res, table in zip(self.resolutions, self.tables):
-            pos = x.clamp(0, 1) * res  # [N, 3] position in cell units
-            cell = pos.floor().long().clamp(max=res - 1)  # [N, 3] lower corner of the cell
-            frac = pos - cell  # [N, 3] position inside the cell, in [0, 1]
-            idx = cell[:, None, :] + corners  # [N, 8, 3] the 8 corners' integer coordinates
-            if (res + 1) ** 3 <= self.table_size:
-                # dense level: row-major index into a (res+1)^3 grid
-                index = idx[..., 0] + (res + 1) * (idx[..., 1] + (res + 1) * idx[..., 2])  # [N, 8]
-            else:
-                # hashed level: (x * p0) xor (y * p1) xor (z * p2), modulo T
-                index = (idx[..., 0] * _PRIMES[0]) ^ (idx[..., 1] * _PRIMES[1]) ^ (idx[..., 2] * _PRIMES[2])
-                index = index % self.table_size  # [N, 8]
-            # trilinear weight of each corner: prod over axes of (frac if the corner is 1 else 1 - frac)
-            weights = torch.where(corners.bool(), frac[:, None, :], 1 - frac[:, None, :]).prod(-1)  # [N, 8]
-            features.append((weights[..., None] * table[index]).sum(1))  # [N, F]
-        return torch.cat(features, dim=-1)  # [N, L * F]
+        n, levels = x.shape[0], len(self.resolutions)
+        res = self.res.to(x.dtype)[:, None]  # [L, 1]
+        pos = x.clamp(0, 1)[:, None, :] * res  # [N, L, 3] position in cell units
+        cell = torch.minimum(pos.floor(), res - 1)  # [N, L, 3] lower corner of the cell
+        frac = pos - cell  # [N, L, 3] position inside the cell, in [0, 1]
+        # per axis, the cell's two corner coordinates and their linear weights
+        cx, cy, cz = torch.stack([cell, cell + 1], dim=-1).long().unbind(2)  # [N, L, 2] each
+        wx, wy, wz = torch.stack([1 - frac, frac], dim=-1).unbind(2)  # [N, L, 2] each
+        # corner (i, j, k) has weight wx_i wy_j wz_k: the trilinear weights of the 8 corners
+        weights = (wx[..., :, None, None] * wy[..., None, :, None]
+                   * wz[..., None, None, :]).reshape(n, levels, 8)  # [N, L, 8]
+        # dense levels: row-major index (x + side y + side^2 z), side = res + 1
+        side = (self.res + 1).view(levels, 1, 1, 1)
+        dense = (cx[..., :, None, None] + side * cy[..., None, :, None]
+                 + side * side * cz[..., None, None, :])  # [N, L, 2, 2, 2]
+        # hashed levels: (x p0) xor (y p1) xor (z p2), modulo T
+        hashed = ((cx * _PRIMES[0])[..., :, None, None] ^ (cy * _PRIMES[1])[..., None, :, None]
+                  ^ (cz * _PRIMES[2])[..., None, None, :]) % self.table_size  # [N, L, 2, 2, 2]
+        index = torch.where(self.hashed.view(levels, 1, 1, 1), hashed, dense)
+        index = (index + self.offsets.view(levels, 1, 1, 1)).reshape(-1)  # [N * L * 8]
+        # index_select's backward adds into the table with atomics: faster on a GPU than the
+        # sort that plain indexing's backward does
+        corners = self.table.index_select(0, index).view(n, levels, 8, -1)  # [N, L, 8, F]
+        return (weights[..., None] * corners).sum(2).reshape(n, -1)  # [N, L * F]
 
 
 def frequency_encoding(d, frequencies):  # d: [N, 3] -> [N, 3 + 6 * frequencies]
@@ -163,8 +179,8 @@ class NeRF(nn.Module):
         self.config = c = config or NeRFConfig()
         self.encoding = HashGrid(c.grid_levels, c.grid_features, c.grid_log2_size,
                                  c.grid_base_res, c.grid_max_res)
-        self.sigma_net = mlp(self.encoding.output_dim, c.hidden, 1)
-        self.albedo_net = mlp(self.encoding.output_dim, c.hidden, 3)
+        # one MLP for both: output 0 is the raw density, outputs 1-3 the raw albedo
+        self.net = mlp(self.encoding.output_dim, c.hidden, 4)
         if c.background == "mlp":
             self.bg_net = mlp(3 + 6 * c.bg_frequencies, c.bg_hidden, 3)
         else:
@@ -178,17 +194,13 @@ class NeRF(nn.Module):
         c = self.config
         return c.blob_density * torch.exp(-x.pow(2).sum(-1) / (2 * c.blob_radius ** 2))
 
-    def _sigma(self, features, x):  # -> [N]
-        raw = self.sigma_net(features).squeeze(-1).float()  # [N]
-        return F.softplus(raw + self.blob(x) + self.config.density_bias)
+    def query(self, x):  # x: [N, 3] -> sigma [N], albedo [N, 3]
+        raw = self.net(self._encode(x)).float()  # [N, 4]
+        sigma = F.softplus(raw[:, 0] + self.blob(x) + self.config.density_bias)  # [N]
+        return sigma, torch.sigmoid(raw[:, 1:])
 
     def density(self, x):  # x: [N, 3] -> sigma [N]
-        return self._sigma(self._encode(x), x)
-
-    def query(self, x):  # x: [N, 3] -> sigma [N], albedo [N, 3]
-        features = self._encode(x)  # [N, L*F]
-        albedo = torch.sigmoid(self.albedo_net(features).float())  # [N, 3]
-        return self._sigma(features, x), albedo
+        return self.query(x)[0]
 
     def background(self, d):  # d: [N, 3] unit view directions -> [N, 3]
         if self.config.background == "mlp":
@@ -234,6 +246,16 @@ class Camera:
 
     def __len__(self):
         return self.radius.shape[0]
+
+    def to(self, device) -> "Camera":
+        """The same cameras on `device` (tensors copied; nothing recomputed there)."""
+        moved = copy.copy(self)
+        for name in ("radius", "elevation", "azimuth", "fov", "position", "c2w"):
+            value = getattr(self, name)
+            if torch.device(device).type == "cuda" and value.device.type == "cpu":
+                value = value.pin_memory()  # so that the copy does not wait for the GPU
+            setattr(moved, name, value.to(device, non_blocking=True))
+        return moved
 
 
 def _uniform(n, low_high, generator, device):
@@ -343,6 +365,9 @@ def render(field, camera: Camera, height, width, shading="albedo", num_samples=N
         need_normals = shading != "albedo"
     batch, device = len(camera), camera.c2w.device
 
+    def to_image(values):  # [B, HW, C] -> [B, C, H, W]
+        return values.transpose(1, 2).reshape(batch, -1, height, width)
+
     # 1. rays: one per pixel, clipped to the ball that holds the object
     origins, dirs = get_rays(camera, height, width)  # [B, HW, 3] each
     near, far, hit = ray_sphere(origins, dirs, cfg.bound, cfg.min_near)  # [B, HW] each
@@ -371,47 +396,49 @@ def render(field, camera: Camera, height, width, shading="albedo", num_samples=N
     opacity = weights.sum(-1)  # [B, HW]
     depth = (weights * t).sum(-1)  # [B, HW] (expected distance; 0 where empty)
 
+    # 6. shading. The albedo is composited like any colour, A = sum_i w_i a_i. The light is
+    #    computed once per ray, at the point the ray sees: x_s = o + (depth / opacity) d, with
+    #    the normal n = -grad sigma(x_s) / |grad sigma(x_s)| by central differences (6 density
+    #    queries per ray). DreamFusion shades every sample with its own normal, which costs those
+    #    queries S times over; for a surface, where the weights gather at one depth, the two agree.
+    albedo_map = (weights[..., None] * albedo).sum(-2)  # [B, HW, 3]
     out = {}
     if need_normals:
-        # Only samples that show in the image (w_i > normal_min_weight) need a normal; each one
-        # costs 3 more density queries (forward differences), and most samples lie in empty space.
-        flat_x = x.reshape(-1, 3)  # [B*HW*S, 3]
-        keep = (weights.detach().reshape(-1) > cfg.normal_min_weight).nonzero().squeeze(1)  # [K]
-        normals = torch.zeros_like(flat_x).index_put(
-            (keep,), finite_difference_normals(field, flat_x[keep], cfg.normal_eps, sigma_flat[keep]))
-        normals = normals.reshape(*t.shape, 3)  # [B, HW, S, 3]
-        # DreamFusion's orientation loss: sum_i stopgrad(w_i) max(0, n_i . d)^2 penalises
+        seen_at = (depth / opacity.clamp(min=1e-6)).detach()  # [B, HW] distance of the surface
+        surface = origins + seen_at[..., None] * dirs  # [B, HW, 3]
+        normals = finite_difference_normals(field, surface.reshape(-1, 3), cfg.normal_eps)
+        normals = normals.reshape(batch, -1, 3)  # [B, HW, 3]
+        # DreamFusion's orientation loss, per ray: stopgrad(opacity) max(0, n . d)^2 penalises
         # visible normals that face away from the camera (d points away from it).
-        facing_away = (normals * dirs[..., None, :]).sum(-1).clamp(min=0)  # [B, HW, S]
-        out["orientation"] = (weights.detach() * facing_away ** 2).sum(-1).mean()
-        normal_map = (weights[..., None] * normals).sum(-2)  # [B, HW, 3]
-        out["normal"] = normal_map.transpose(1, 2).reshape(batch, 3, height, width)
+        facing_away = (normals * dirs).sum(-1).clamp(min=0)  # [B, HW]
+        out["orientation"] = (opacity.detach() * facing_away ** 2).mean()
+        out["normal"] = to_image(normals * opacity[..., None])  # 0 where nothing is seen
 
-    # shading: colour at each sample
     if shading == "albedo":
-        color = albedo
+        color = albedo_map
     elif shading in ("lambertian", "textureless"):
         if light_position is None:
             # a point light near the camera: position + N(0, jitter^2 I)
             light_position = camera.position + cfg.light_jitter * torch.randn(
                 batch, 3, generator=generator, device=device)
-        to_light = F.normalize(light_position[:, None, None, :] - x, dim=-1)  # [B, HW, S, 3]
+        to_light = F.normalize(light_position[:, None, :] - surface, dim=-1)  # [B, HW, 3]
         # Lambertian: ambient + (1 - ambient) max(0, n . l)
-        diffuse = (normals * to_light).sum(-1, keepdim=True).clamp(min=0)  # [B, HW, S, 1]
+        diffuse = (normals * to_light).sum(-1, keepdim=True).clamp(min=0)  # [B, HW, 1]
         light = cfg.ambient + (1 - cfg.ambient) * diffuse
-        color = light if shading == "textureless" else albedo * light
+        color = opacity[..., None] * light if shading == "textureless" else albedo_map * light
     elif shading == "normal":
-        color = (normals + 1) / 2
+        color = opacity[..., None] * (normals + 1) / 2
     else:
         raise ValueError(f"unknown shading {shading!r}")
 
+    # 7. background behind what is not opaque: C = colour + (1 - opacity) background
     background = field.background(dirs.reshape(-1, 3)).reshape(batch, -1, 3)  # [B, HW, 3]
-    rgb = (weights[..., None] * color).sum(-2) + (1 - opacity[..., None]) * background  # [B, HW, 3]
+    rgb = color + (1 - opacity[..., None]) * background  # [B, HW, 3]
 
-    to_image = lambda v: v.transpose(1, 2).reshape(batch, -1, height, width)  # noqa: E731
     out.update(image=to_image(rgb), opacity=to_image(opacity[..., None]),
                depth=to_image(depth[..., None]), weights=weights)
     return out
+
 
 
 # ----------------------------------------------------------------------------------------------
