@@ -12,13 +12,18 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
               + VAE encoder forward and backward at 512x512
   ratio       step / floor, it/s and peak GPU memory
   nerf        NeRF render + backward alone at 64x64 (albedo; and lambertian, with normals)
-  vram_O      the step with attention slicing and VAE slicing: time and peak memory
-  compiled    the step with the opt-in faster U-Net (channels_last + torch.compile)
+  vram_O      the step with the class's small-GPU mode, StableDiffusion(vram_O=True): VAE slicing,
+              VAE gradient checkpointing and model CPU offload: time and peak memory (measured
+              in a fresh process)
+  compiled    the step with the opt-in faster U-Net (channels_last + torch.compile), and the
+              U-Net's CFG forward compiled, against the eager floor
+  --profile   where a step's time goes (torch.profiler's top operations, CPU and GPU)
 """
 
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -163,7 +168,37 @@ def nerf_time(config, device, repeats, shading):
     return timed(fn, device, repeats)
 
 
-def benchmark(name, sd, device, steps, repeats, do_vram=True, do_compile=True, small=False):
+def profile_step(sd, device, config):
+    """Print the operations that take most GPU and CPU time over a few steps."""
+    from torch.profiler import ProfilerActivity, profile
+    T.run(sd, "a hamburger", steps=2, config=config, device=device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        T.run(sd, "a hamburger", steps=5, config=config, device=device)
+    table = prof.key_averages()
+    print(table.table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=50))
+    gpu = sum(e.self_device_time_total for e in table) / 5e3
+    print(f"profile: GPU busy {gpu:.1f} ms per step (5 steps)", flush=True)
+
+
+def vram_o_step(folder, steps):
+    """The step with StableDiffusion(..., vram_O=True), in a fresh process, so that its peak
+    memory counts its own model only (offload hooks keep references that outlive an instance)."""
+    command = [sys.executable, __file__, "--vram-o-only", str(folder), "--steps", str(steps)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("STEP")]
+    print(lines[-1] if lines else f"vram_O step failed: {done.stderr.strip()[-600:]}", flush=True)
+
+
+def vram_o_only(folder, steps):
+    sd = solution_class()("cuda", True, True, hf_key=str(folder))
+    cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None)
+    s, p = step_time(sd, torch.device("cuda"), steps, cfg)
+    print(f"STEP with vram_O=True (VAE slicing + VAE gradient checkpointing + model CPU offload): "
+          f"{s * 1e3:.1f} ms = {1 / s:.2f} it/s; peak {p:.2f} GiB", flush=True)
+
+
+def benchmark(name, sd, device, steps, repeats, vram_folder=None, do_compile=True, small=False,
+              profile=False, compile_mode="default"):
     cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None)
     if small:  # CPU smoke test: a small NeRF and 32x32 renders, so it ends in a minute or so
         from sdskit import nerf as N
@@ -179,18 +214,14 @@ def benchmark(name, sd, device, steps, repeats, do_vram=True, do_compile=True, s
     step, peak = step_time(sd, device, steps, cfg)
     print(f"STEP (kit default, eager): {step * 1e3:.1f} ms = {1 / step:.2f} it/s; "
           f"step/floor = {step / floor:.2f}; peak {peak:.2f} GiB", flush=True)
-    if do_vram:
-        sd.unet.set_attention_slice(1)
-        sd.vae.enable_slicing()
-        s2, p2 = step_time(sd, device, steps, cfg)
-        print(f"STEP with attention+VAE slicing: {s2 * 1e3:.1f} ms = {1 / s2:.2f} it/s; peak {p2:.2f} GiB",
-              flush=True)
-        sd.unet.set_attn_processor(__import__("diffusers").models.attention_processor.AttnProcessor2_0())
-        sd.vae.disable_slicing()
+    if profile:
+        profile_step(sd, device, cfg)
+    if vram_folder:
+        vram_o_step(vram_folder, steps)
     if do_compile:
         try:
             start = time.perf_counter()
-            T.faster_unet(sd)
+            T.faster_unet(sd, compile_mode)
             T.run(sd, "a hamburger", steps=3, config=cfg, device=device)  # compiles
             compile_s = time.perf_counter() - start
             s3, p3 = step_time(sd, device, steps, cfg)
@@ -214,7 +245,14 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--compile-mode", default="reduce-overhead",
+                        help='torch.compile mode for the U-Net, e.g. "reduce-overhead" (CUDA graphs)')
+    parser.add_argument("--profile", action="store_true", help="print where a step's time goes")
+    parser.add_argument("--no-vram-o", action="store_true", help="skip the vram_O=True step")
+    parser.add_argument("--vram-o-only", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.vram_o_only:
+        return vram_o_only(args.vram_o_only, args.steps)
     SD = solution_class()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -223,7 +261,7 @@ def main():
     if args.tiny or not cuda:
         sd = SD(str(device), cuda, False, hf_key=str(TINY_SD))
         cfg_steps, repeats = (min(args.steps, 3), 2) if not cuda else (args.steps, args.repeats)
-        benchmark("tiny (random) SD", sd, device, cfg_steps, repeats, do_vram=False,
+        benchmark("tiny (random) SD", sd, device, cfg_steps, repeats,
                   do_compile=cuda and not args.no_compile, small=not cuda)
         if not cuda:
             print("\nCPU smoke run only: the figures above say nothing about GPU speed.")
@@ -236,8 +274,11 @@ def main():
             sd = SD("cuda", True, False, hf_key=folder)
             print(f"\n{name}: built random weights and loaded in {time.perf_counter() - start:.0f} s; "
                   f"U-Net {sum(p.numel() for p in sd.unet.parameters()) / 1e6:.0f} M params")
+            first = name == "SD 2.1-base"
             step, floor = benchmark(name, sd, device, args.steps, args.repeats,
-                                    do_compile=not args.no_compile and name == "SD 2.1-base")
+                                    vram_folder=None if args.no_vram_o else folder,
+                                    do_compile=not args.no_compile and first,
+                                    profile=args.profile and first, compile_mode=args.compile_mode)
             del sd
             torch.cuda.empty_cache()
 

@@ -15,6 +15,7 @@ Why the defaults take about ten minutes on a free Colab T4 (SD 2.1-base, fp16): 
 T4_ESTIMATE below, and scripts/benchmark_sds_step.py, which measures the step.
 """
 
+import contextlib
 import math
 import sys
 import time
@@ -28,14 +29,15 @@ from sdskit import nerf as N
 
 # How the defaults were sized (steps=400 at 64 x 64, 64 samples per ray, batch 1, fp16):
 #   scripts/benchmark_sds_step.py on an H100 (SD 2.1-base architecture, random weights, fp16)
-#   measured the kit's full step at 170 ms eager (floor: U-Net CFG 45 ms + VAE encoder
-#   fwd+bwd at 512 26 ms; NeRF render+backward 34 ms albedo, 102 ms with normals).
-#   A T4 has ~65 fp16 tensor TFLOP/s and 320 GB/s against ~990 TFLOP/s and 3.35 TB/s on an H100
-#   (10-15x); published T4 figures for SD 512 px sampling with CFG (~0.35-0.4 s per U-Net pair)
-#   against the 45 ms measured here give ~8-9x. So a T4 step ~ 170 ms x 9 ~ 1.5 s, and
-#   600 s / 1.5 s ~ 400 steps, plus ~1 minute for loading and the final renders. This is an
+#   measured the kit's full step at 92-107 ms eager, beside a floor of 68-77 ms (U-Net CFG
+#   forward 44-47 ms + VAE encoder forward and backward at 512, 26 ms); the NeRF's render and
+#   backward alone take 9-11 ms (albedo) and 13-14 ms (with normals).
+#   Published T4 figures for SD 512 px sampling with CFG (~0.35-0.4 s per U-Net pair) against
+#   the 45 ms eager U-Net pair measured here give ~8-9x. So a T4 step ~ 100 ms x 9 ~ 0.9 s, and
+#   400 steps ~ 6 minutes, plus ~1 minute for loading and the final renders. The VAE's backward
+#   pass may scale worse than the U-Net on a T4, hence the margin to ten minutes. This is an
 #   estimate, not a T4 measurement: the tqdm bar shows the real it/s; lower `steps` if slower.
-T4_ESTIMATE = "400 steps x ~1.5 s/step on a T4 (fp16) ~ 10 min; see the comment above"
+T4_ESTIMATE = "400 steps x ~0.9 s/step on a T4 (fp16) ~ 7 min, under 10; see the comment above"
 
 
 @dataclass
@@ -154,12 +156,17 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     if preview is None:
         preview = show_preview if _in_notebook() else _save_preview(out_dir)
 
+    # Cameras are drawn on the CPU, so that choosing the view's prompt never waits for the GPU;
+    # ray samples and lights are drawn where the NeRF lives.
+    camera_generator = torch.Generator().manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the SDS noise and timestep inside train_step use the global RNG
     model = N.NeRF(cfg.nerf).to(device)
-    optimizer = torch.optim.Adam(model.param_groups(cfg.grid_lr, cfg.mlp_lr), betas=(0.9, 0.99),
-                                 eps=1e-15)
     use_fp16 = cfg.fp16 and device.type == "cuda"
+    # fused Adam on a GPU: one kernel for all parameters, and the GradScaler can skip a step
+    # with inf gradients without a round trip to the CPU
+    optimizer = torch.optim.Adam(model.param_groups(cfg.grid_lr, cfg.mlp_lr), betas=(0.9, 0.99),
+                                 eps=1e-15, fused=device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
 
     # Text embeddings, once: [uncond, cond] for each view-dependent prompt.
@@ -172,52 +179,76 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     losses = []
     from tqdm.auto import tqdm
 
-    start = time.perf_counter()
-    bar = tqdm(range(steps), desc="text-to-3D", dynamic_ncols=True, disable=not cfg.progress)
-    for step in bar:
-        camera = N.sample_cameras(1, cfg.nerf, generator, device)
-        view = N.view_name(camera.azimuth.item(), camera.elevation.item(), cfg.nerf)
-        if step < cfg.albedo_steps_ratio * steps:
-            shading = "albedo"
-        else:
-            shading = shading_names[torch.multinomial(shading_p, 1, generator=None).item()]
-
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_fp16):
-            out = N.render(model, camera, cfg.height, cfg.width, shading=shading,
-                           generator=generator)  # normals (and orientation) unless albedo
-            if cfg.as_latent:
-                pred = torch.cat([out["image"], out["opacity"]], dim=1)  # [1, 4, H, W]
+    # The text encoder is not needed again: its GPU memory is lent to the loop meanwhile.
+    with _text_encoder_parked(sd):
+        start = time.perf_counter()
+        bar = tqdm(range(steps), desc="text-to-3D", dynamic_ncols=True, disable=not cfg.progress)
+        for step in bar:
+            camera = N.sample_cameras(1, cfg.nerf, camera_generator)  # on the CPU
+            view = N.view_name(camera.azimuth.item(), camera.elevation.item(), cfg.nerf)
+            camera = camera.to(device)
+            if step < cfg.albedo_steps_ratio * steps:
+                shading = "albedo"
             else:
-                pred = out["image"]  # [1, 3, H, W]
-            if before_step is not None:
-                before_step(step, camera)
-            loss_sds = sd.train_step(embeddings[view], pred, guidance_scale=cfg.guidance_scale,
-                                     as_latent=cfg.as_latent)
-            loss = loss_sds
-            if cfg.lambda_orientation > 0 and "orientation" in out:
-                loss = loss + cfg.lambda_orientation * N.orientation_loss(out)
-            if cfg.lambda_entropy > 0:
-                loss = loss + cfg.lambda_entropy * N.opacity_entropy(out["opacity"])
-            if cfg.lambda_sparsity > 0:
-                loss = loss + cfg.lambda_sparsity * N.opacity_sparsity(out["opacity"])
+                shading = shading_names[torch.multinomial(shading_p, 1, generator=None).item()]
 
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        losses.append(loss_sds.detach().item())
-        bar.set_postfix(loss=f"{losses[-1]:.4g}", view=view, refresh=False)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_fp16):
+                out = N.render(model, camera, cfg.height, cfg.width, shading=shading,
+                               generator=generator)  # normals (and orientation) unless albedo
+                if cfg.as_latent:
+                    pred = torch.cat([out["image"], out["opacity"]], dim=1)  # [1, 4, H, W]
+                else:
+                    pred = out["image"]  # [1, 3, H, W]
+                if before_step is not None:
+                    before_step(step, camera)
+                loss_sds = sd.train_step(embeddings[view], pred, guidance_scale=cfg.guidance_scale,
+                                         as_latent=cfg.as_latent)
+                loss = loss_sds
+                if cfg.lambda_orientation > 0 and "orientation" in out:
+                    loss = loss + cfg.lambda_orientation * N.orientation_loss(out)
+                if cfg.lambda_entropy > 0:
+                    loss = loss + cfg.lambda_entropy * N.opacity_entropy(out["opacity"])
+                if cfg.lambda_sparsity > 0:
+                    loss = loss + cfg.lambda_sparsity * N.opacity_sparsity(out["opacity"])
 
-        if cfg.preview_every and (step + 1) % cfg.preview_every == 0:
-            preview(step + 1, _preview_images(model, device))
-    bar.close()
-    seconds = time.perf_counter() - start
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss_sds.detach())
+            if step % 10 == 0 or step == steps - 1:  # .item() waits for the GPU: not every step
+                bar.set_postfix(loss=f"{losses[-1].item():.4g}", view=view, refresh=False)
+
+            if cfg.preview_every and (step + 1) % cfg.preview_every == 0:
+                preview(step + 1, _preview_images(model, device))
+        losses = torch.stack(losses).tolist() if losses else []  # waits for the last step
+        seconds = time.perf_counter() - start
+        bar.close()
 
     result = TextTo3DResult(model=model, config=cfg, losses=losses, seconds=seconds, steps=steps,
                             notes=notes)
     if cfg.export:
         export(result, out_dir, device)
     return result
+
+
+@contextlib.contextmanager
+def _text_encoder_parked(sd):
+    """Keep sd's text encoder on the CPU inside the block (SD 2.1's takes ~0.7 GB of GPU memory),
+    and put it back afterwards, even when the block is interrupted."""
+    encoder = getattr(sd, "text_encoder", None)
+    where = next(encoder.parameters(), torch.empty(0)).device if isinstance(
+        encoder, torch.nn.Module) else None
+    # vram_O's offload hooks (_hf_hook) move it themselves; a CPU model has nothing to free
+    if where is None or where.type != "cuda" or hasattr(encoder, "_hf_hook"):
+        yield
+        return
+    encoder.to("cpu")
+    torch.cuda.empty_cache()
+    try:
+        yield
+    finally:
+        encoder.to(where)
 
 
 def _save_preview(out_dir):
@@ -363,11 +394,13 @@ def evaluate_views(model, camera, size):
     return out["image"], out["opacity"]
 
 
-def faster_unet(sd, compile_mode="default"):
+def faster_unet(sd, compile_mode="reduce-overhead"):
     """Opt-in speed-up of the U-Net inside `sd` (a GPU with torch.compile): channels_last + compile.
 
-    The first steps after this are slow (compilation, a minute or two); later steps are faster.
-    compile_mode: a torch.compile mode, e.g. "reduce-overhead" (CUDA graphs), or None for
+    The first steps after this are slow (compilation, a minute or so); later steps are faster.
+    On an H100 the eager U-Net spends most of its time launching kernels; "reduce-overhead"
+    replays it as a CUDA graph (U-Net CFG pair 47 -> 8 ms, the whole step 92 -> 47 ms there).
+    compile_mode: a torch.compile mode ("reduce-overhead", "default", ...), or None for
     channels_last alone. Returns sd.
     """
     sd.unet.to(memory_format=torch.channels_last)
