@@ -41,3 +41,23 @@ def test_incomplete_local_folder_is_explained(tmp_path):
     (tmp_path / "model_index.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="not a complete diffusers model"):
         load_pipeline(str(tmp_path))
+
+
+def test_small_gpu_mode_slices_checkpoints_and_offloads(monkeypatch):
+    """Check that vram_O=True slices the VAE, recomputes its activations in the backward pass and
+    offloads the models, through the installed diffusers' own methods (offload itself needs a
+    GPU: recorded, not run, here)."""
+    from diffusers import StableDiffusionPipeline
+
+    from sdskit.notebook_code import solution_class
+
+    offloaded = []
+
+    def record_offload(self, *args, **kwargs):
+        offloaded.append(self)
+
+    monkeypatch.setattr(StableDiffusionPipeline, "enable_model_cpu_offload", record_offload)
+    sd = solution_class()("cpu", False, True, hf_key=str(TINY_SD))
+    assert offloaded, "vram_O=True should call pipe.enable_model_cpu_offload()"
+    assert sd.vae.use_slicing, "vram_O=True should slice the VAE"
+    assert sd.vae.is_gradient_checkpointing, "vram_O=True should checkpoint the VAE"
