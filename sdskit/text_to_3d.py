@@ -29,15 +29,15 @@ from sdskit import nerf as N
 
 # How the defaults were sized (steps=400 at 64 x 64, 64 samples per ray, batch 1, fp16):
 #   scripts/benchmark_sds_step.py on an H100 (SD 2.1-base architecture, random weights, fp16)
-#   measured the kit's full step at 92-107 ms eager, beside a floor of 68-77 ms (U-Net CFG
-#   forward 44-47 ms + VAE encoder forward and backward at 512, 26 ms); the NeRF's render and
-#   backward alone take 9-11 ms (albedo) and 13-14 ms (with normals).
+#   measured the kit's full step at 83-100 ms eager, beside a floor of 61-88 ms (U-Net CFG
+#   forward 34-47 ms + VAE encoder forward and backward at 512, 26 ms); the NeRF's render and
+#   backward alone take 9 ms (albedo) and 13-20 ms (with normals).
 #   Published T4 figures for SD 512 px sampling with CFG (~0.35-0.4 s per U-Net pair) against
-#   the 45 ms eager U-Net pair measured here give ~8-9x. So a T4 step ~ 100 ms x 9 ~ 0.9 s, and
-#   400 steps ~ 6 minutes, plus ~1 minute for loading and the final renders. The VAE's backward
-#   pass may scale worse than the U-Net on a T4, hence the margin to ten minutes. This is an
-#   estimate, not a T4 measurement: the tqdm bar shows the real it/s; lower `steps` if slower.
-T4_ESTIMATE = "400 steps x ~0.9 s/step on a T4 (fp16) ~ 7 min, under 10; see the comment above"
+#   the ~45 ms eager U-Net pair measured here give ~8-9x. So a T4 step ~ 90 ms x 9 ~ 0.8 s, and
+#   400 steps ~ 5-6 minutes, plus ~1 minute for loading and the final renders. The VAE's
+#   backward pass may scale worse than the U-Net on a T4, hence the margin to ten minutes. This
+#   is an estimate, not a T4 measurement: the tqdm bar shows the real it/s; lower `steps` if slower.
+T4_ESTIMATE = "400 steps x ~0.8 s/step on a T4 (fp16) ~ 6 min, under 10; see the comment above"
 
 
 @dataclass
@@ -192,24 +192,26 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
             else:
                 shading = shading_names[torch.multinomial(shading_p, 1, generator=None).item()]
 
+            # Only the NeRF runs under autocast: Stable Diffusion already runs in sd.precision_t,
+            # and autocast would move its group norms back to fp32 and add a cast per operation.
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_fp16):
                 out = N.render(model, camera, cfg.height, cfg.width, shading=shading,
                                generator=generator)  # normals (and orientation) unless albedo
-                if cfg.as_latent:
-                    pred = torch.cat([out["image"], out["opacity"]], dim=1)  # [1, 4, H, W]
-                else:
-                    pred = out["image"]  # [1, 3, H, W]
-                if before_step is not None:
-                    before_step(step, camera)
-                loss_sds = sd.train_step(embeddings[view], pred, guidance_scale=cfg.guidance_scale,
-                                         as_latent=cfg.as_latent)
-                loss = loss_sds
-                if cfg.lambda_orientation > 0 and "orientation" in out:
-                    loss = loss + cfg.lambda_orientation * N.orientation_loss(out)
-                if cfg.lambda_entropy > 0:
-                    loss = loss + cfg.lambda_entropy * N.opacity_entropy(out["opacity"])
-                if cfg.lambda_sparsity > 0:
-                    loss = loss + cfg.lambda_sparsity * N.opacity_sparsity(out["opacity"])
+            if cfg.as_latent:
+                pred = torch.cat([out["image"], out["opacity"]], dim=1)  # [1, 4, H, W]
+            else:
+                pred = out["image"]  # [1, 3, H, W]
+            if before_step is not None:
+                before_step(step, camera)
+            loss_sds = sd.train_step(embeddings[view], pred, guidance_scale=cfg.guidance_scale,
+                                     as_latent=cfg.as_latent)
+            loss = loss_sds
+            if cfg.lambda_orientation > 0 and "orientation" in out:
+                loss = loss + cfg.lambda_orientation * N.orientation_loss(out)
+            if cfg.lambda_entropy > 0:
+                loss = loss + cfg.lambda_entropy * N.opacity_entropy(out["opacity"])
+            if cfg.lambda_sparsity > 0:
+                loss = loss + cfg.lambda_sparsity * N.opacity_sparsity(out["opacity"])
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -399,7 +401,8 @@ def faster_unet(sd, compile_mode="reduce-overhead"):
 
     The first steps after this are slow (compilation, a minute or so); later steps are faster.
     On an H100 the eager U-Net spends most of its time launching kernels; "reduce-overhead"
-    replays it as a CUDA graph (U-Net CFG pair 47 -> 8 ms, the whole step 92 -> 47 ms there).
+    replays it as a CUDA graph (U-Net CFG pair ~45 -> 8-10 ms, the whole step ~90 -> 45-49 ms
+    there).
     compile_mode: a torch.compile mode ("reduce-overhead", "default", ...), or None for
     channels_last alone. Returns sd.
     """
