@@ -56,8 +56,8 @@ def test_small_gpu_mode_slices_checkpoints_and_offloads(monkeypatch):
     def record_offload(self, *args, **kwargs):
         offloaded.append(self)
 
-    monkeypatch.setattr(StableDiffusionPipeline, "enable_model_cpu_offload", record_offload)
+    monkeypatch.setattr(StableDiffusionPipeline, "enable_sequential_cpu_offload", record_offload)
     sd = solution_class()("cpu", False, True, hf_key=str(TINY_SD))
-    assert offloaded, "vram_O=True should call pipe.enable_model_cpu_offload()"
+    assert offloaded, "vram_O=True should call pipe.enable_sequential_cpu_offload()"
     assert sd.vae.use_slicing, "vram_O=True should slice the VAE"
     assert sd.vae.is_gradient_checkpointing, "vram_O=True should checkpoint the VAE"
