@@ -48,7 +48,7 @@ demo: tiny-model release sandbox
 	$(PY) scripts/run_notebooks.py solutions --out build/executed
 
 test: env sandbox
-	$(PY) -m pytest tests
+	$(PY) -m pytest --durations=15 tests
 
 JOBS ?= 2
 grade: env sandbox
