@@ -10,7 +10,8 @@ Everything the text-to-3D cell needs, in one file you can read from top to botto
                         random cameras in DreamFusion's ranges, and a turntable orbit
     view_name, view_prompt
                         the view-dependent prompt suffix ("front view", "side view", ...)
-    render              rays -> samples -> encoding -> MLP -> shading -> compositing
+    render              rays -> samples -> encoding -> MLP -> compositing -> shading
+                        (one normal per ray) -> background
     orientation_loss, opacity_entropy, opacity_sparsity
                         DreamFusion's regularisers
 
@@ -65,7 +66,7 @@ class NeRFConfig:
 
     # --- rendering ---
     num_samples: int = 64         # stratified samples per ray
-    normal_eps: float = 1e-2      # step of the finite differences for the normals
+    normal_eps: float = 1e-2      # step of the central differences for the normals
     ambient: float = 0.1          # Lambertian shading: ambient light share (DreamFusion: 0.1)
     light_jitter: float = 0.5     # std-dev of the point light around the camera position
     # "mlp": learned from the view direction; or a fixed RGB colour, e.g. (1.0, 1.0, 1.0)
@@ -330,21 +331,14 @@ def ray_sphere(origins, dirs, radius, min_near):  # -> near, far [...], hit [...
     return near, far, hit
 
 
-def finite_difference_normals(field, x, eps, sigma=None):  # x: [N, 3] -> unit normals [N, 3]
-    """n = -grad sigma / |grad sigma|, the gradient by finite differences along each axis.
-
-    With sigma(x) known: forward differences, 3 more queries per point,
-        d sigma / dx_k ~ (sigma(x + eps e_k) - sigma(x)) / eps;
-    without: central differences, 6 more queries, (sigma(x + eps e_k) - sigma(x - eps e_k)) / (2 eps).
+def finite_difference_normals(field, x, eps):  # x: [N, 3] -> unit normals [N, 3]
+    """n = -grad sigma / |grad sigma|, the gradient by central differences along each axis:
+        d sigma / dx_k ~ (sigma(x + eps e_k) - sigma(x - eps e_k)) / (2 eps)   (6 queries per point)
     """
     offsets = eps * torch.eye(3, device=x.device)  # [3, 3]
-    if sigma is not None:
-        shifted = field.density((x[:, None] + offsets).reshape(-1, 3)).reshape(-1, 3)  # [N, 3]
-        grad = (shifted - sigma[:, None]) / eps  # [N, 3]
-    else:
-        shifted = torch.cat([x[:, None] + offsets, x[:, None] - offsets], dim=1)  # [N, 6, 3]
-        both = field.density(shifted.reshape(-1, 3)).reshape(-1, 6)  # [N, 6]
-        grad = (both[:, :3] - both[:, 3:]) / (2 * eps)  # [N, 3]
+    shifted = torch.cat([x[:, None] + offsets, x[:, None] - offsets], dim=1)  # [N, 6, 3]
+    both = field.density(shifted.reshape(-1, 3)).reshape(-1, 6)  # [N, 6]
+    grad = (both[:, :3] - both[:, 3:]) / (2 * eps)  # [N, 3]
     return -F.normalize(grad, dim=-1, eps=1e-8)
 
 
@@ -438,7 +432,6 @@ def render(field, camera: Camera, height, width, shading="albedo", num_samples=N
     out.update(image=to_image(rgb), opacity=to_image(opacity[..., None]),
                depth=to_image(depth[..., None]), weights=weights)
     return out
-
 
 
 # ----------------------------------------------------------------------------------------------

@@ -177,3 +177,31 @@ def test_hash_grid_is_continuous_and_trains():
     assert torch.isfinite(grid.table.grad).all() and grid.table.grad.abs().sum() > 0
     # continuity: nearby points get nearby features
     assert (grid(x + 1e-4) - f).abs().max() < 1e-3
+
+
+class Ball(ConstantField):
+    """Dense inside a ball of radius 0.5 (a smooth edge), empty outside."""
+
+    def __init__(self):
+        super().__init__(sigma=0.0)
+
+    def density(self, x):
+        return 200 * torch.sigmoid((0.5 - x.norm(dim=-1)) / 0.02)
+
+
+def test_normals_of_a_ball_point_out_of_it_and_face_the_camera():
+    ball = Ball()
+    front = N.Camera(torch.tensor([1.5]), torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([40.0]))
+    out = N.render(ball, front, SIZE, SIZE, shading="normal", perturb=False)
+    centre = out["normal"][0, :, SIZE // 2, SIZE // 2]
+    assert torch.allclose(centre, torch.tensor([0.0, 0.0, 1.0]), atol=0.1), centre  # towards +z
+    # every pixel that sees the ball: its normal is the outward direction of the surface point
+    # it sees, so it faces the camera; the orientation penalty is then ~0
+    seen = out["opacity"][0, 0] > 0.99
+    assert seen.sum() > 20
+    assert (out["normal"][0, 2][seen] > 0.2).all()
+    assert out["orientation"] < 1e-4
+    # and Lambertian shading with the light at the camera is brightest in the middle
+    lit = N.render(ball, front, SIZE, SIZE, shading="textureless", perturb=False,
+                   light_position=front.position)["image"][0, 0]
+    assert lit[SIZE // 2, SIZE // 2] > lit[seen].min() + 0.1
