@@ -59,15 +59,23 @@ def grade_id(cell: dict) -> str | None:
     return nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
 
 
+def _release() -> list[dict]:
+    """The cells of the released notebook (the trusted copy)."""
+    return json.loads((NOTEBOOKS / NOTEBOOK).read_text())["cells"]
+
+
 def release_cells() -> dict[str, str]:
-    """grade_id -> source of every cell of the released notebook (the trusted copy)."""
-    notebook = json.loads((NOTEBOOKS / NOTEBOOK).read_text())
-    return {grade_id(c): source(c) for c in notebook["cells"] if grade_id(c)}
+    """grade_id -> source of every cell of the released notebook."""
+    return {grade_id(c): source(c) for c in _release() if grade_id(c)}
+
+
+def release_code() -> set[str]:
+    """The sources of the released notebook's code cells, with or without a grade_id."""
+    return {source(c) for c in _release() if c.get("cell_type") == "code"}
 
 
 def test_cells() -> dict[str, str]:
-    notebook = json.loads((NOTEBOOKS / NOTEBOOK).read_text())
-    return {grade_id(c): source(c) for c in notebook["cells"]
+    return {grade_id(c): source(c) for c in _release()
             if (c.get("metadata", {}).get("nbgrader") or {}).get("grade")}
 
 
@@ -168,8 +176,7 @@ def locate(student_dir: Path) -> Located:
     if reaching:
         located.flags.append("review: the code reaches into the interpreter or the grader "
                              f"({', '.join(reaching[:4])})")
-    release = json.loads((NOTEBOOKS / NOTEBOOK).read_text())
-    released = {source(c) for c in release["cells"] if c.get("cell_type") == "code"}
+    released = release_code()
     others = [source(c) for c in code
               if source(c) not in released and source(c) not in located.cells.values()]
     against = sorted({m.group(0).strip() for text in others
