@@ -31,7 +31,7 @@ sandbox:
 		|| echo "note: bubblewrap is not installed; grading runs without namespaces (README: Grading sandbox)"
 
 tiny-model: env
-	$(PY) -m sdskit.tiny_model
+	$(PY) scripts/make_tiny_model.py
 
 references: env
 	$(PY) scripts/make_references.py
@@ -43,7 +43,7 @@ regenerate: tiny-model references release
 
 demo: tiny-model release sandbox
 	rm -rf build/examples build/demo
-	$(PY) -m sdskit.submissions build/examples
+	$(PY) -m autograder.submissions build/examples
 	$(PY) autograder/grade.py build/examples --out build/demo
 	$(PY) scripts/run_notebooks.py solutions --out build/executed
 

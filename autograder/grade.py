@@ -4,11 +4,11 @@ SUBMISSIONS is a folder with one subfolder per student id, each holding that stu
 notebook (e.g. `alice/sds_assignment.ipynb`), or a .zip of such a folder. The submissions
 are read, never modified.
 
-Each blank of each student is graded in a fresh sandboxed process (sdskit/sandbox.py): the
-kit's trusted setup, the student's solution cell for that blank (found by sdskit/locate.py),
+Each blank of each student is graded in a fresh sandboxed process (autograder/sandbox.py): the
+kit's trusted setup, the student's solution cell for that blank (found by autograder/locate.py),
 then the kit's own visible and hidden tests. The notebook's own test cells never run. Then
 nbgrader (autograde, then generate_feedback) records those verdicts in its gradebook and writes
-the feedback, in a course folder the command manages (OUT/course; sdskit/gradebook.py). Writes:
+the feedback, in a course folder the command manages (OUT/course; autograder/gradebook.py). Writes:
 
     OUT/grades.csv        one row per student: blank1..blank7, total, max_total, notes, flags
     OUT/cells.csv         student_id, notebook, grade_id, points, max_points
@@ -41,9 +41,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from sdskit import course, gradebook, locate, sandbox  # noqa: E402
+from autograder import course, gradebook, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.paths import NOTEBOOKS, REFERENCES  # noqa: E402
+from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
 
@@ -175,17 +175,19 @@ _REFERENCES: dict = {}
 
 def references_changed() -> bool:
     """Without a sandbox the kit's files are writable: check, and put them back if changed."""
-    path = REFERENCES
-    if "bytes" not in _REFERENCES:
-        _REFERENCES["bytes"] = path.read_bytes()
-        return False
-    try:
-        same = path.read_bytes() == _REFERENCES["bytes"]
-    except OSError:
-        same = False
-    if not same:
-        path.write_bytes(_REFERENCES["bytes"])
-    return not same
+    changed = False
+    for path in (REFERENCES, HIDDEN_REFERENCES):
+        if path not in _REFERENCES:
+            _REFERENCES[path] = path.read_bytes()
+            continue
+        try:
+            same = path.read_bytes() == _REFERENCES[path]
+        except OSError:
+            same = False
+        if not same:
+            path.write_bytes(_REFERENCES[path])
+            changed = True
+    return changed
 
 
 def write_plain_feedback(result: StudentResult, out: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sdskit import sandbox, submissions  # noqa: E402
+from autograder import sandbox, submissions  # noqa: E402
 from sdskit.paths import ROOT  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def children_cpu() -> float:
 def warm_up() -> tuple[float, float]:
     """(wall, CPU) seconds to start one worker and have it answer an empty task."""
     cpu, wall = children_cpu(), time.perf_counter()
-    from sdskit import locate
+    from autograder import locate
 
     release = locate.release_cells()
     worker = sandbox.Worker()

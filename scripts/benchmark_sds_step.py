@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sdskit import text_to_3d as T  # noqa: E402
-from sdskit.notebook_code import solution_class  # noqa: E402
+from autograder.notebook_code import solution_class  # noqa: E402
 from sdskit.paths import TINY_SD  # noqa: E402
 
 # --- Published architecture configs (diffusers / transformers argument names) ---

@@ -1,11 +1,15 @@
-"""Compute the reference tensors the test cells compare with: `assets/references.pt`.
+"""Compute the reference tensors the test cells compare with.
 
-Every expected value is computed by the solution notebook's own code (sdskit.notebook_code),
+The visible tests' cases go to `assets/references.pt`, which students get; the hidden tests'
+cases (inputs and expected values) go to `autograder/hidden_references.pt`, which only the
+instructor has.
+
+Every expected value is computed by the solution notebook's own code (autograder.notebook_code),
 on the tiny model, on the CPU, from fixed seeds. Inputs are drawn from seeded generators, so
 running this again gives the same file; `tests/test_generated.py` checks that it does.
 
-    python scripts/make_references.py           # write assets/references.pt
-    python scripts/make_references.py --out F   # write elsewhere (the drift test uses this)
+    python scripts/make_references.py                       # write both files
+    python scripts/make_references.py --out F --hidden-out G  # elsewhere (the drift test)
 """
 
 import sys
@@ -17,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
 from sdskit.checks import reference_instance  # noqa: E402
-from sdskit.notebook_code import solution_class  # noqa: E402
-from sdskit.paths import REFERENCES, TINY_SD  # noqa: E402
+from autograder.notebook_code import solution_class  # noqa: E402
+from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD  # noqa: E402
 
 
 def _rand(seed: int, *shape: int) -> torch.Tensor:
@@ -32,15 +36,14 @@ def _randn(seed: int, *shape: int) -> torch.Tensor:
 def make_references() -> dict:
     torch.use_deterministic_algorithms(True)
     StableDiffusion = solution_class()
-    refs: dict = {"format": 1}
+    refs: dict = {"format": 2}
 
     # Blank 1: the defaults' step range, and the parameter count of a correctly built module.
     sd = StableDiffusion("cpu", False, False, hf_key=str(TINY_SD))
-    refs["init"] = {
-        "min_step": sd.min_step,
-        "max_step": sd.max_step,
-        "n_parameters": sum(p.numel() for p in sd.parameters()),
-    }
+    refs["init"] = {"min_step": sd.min_step, "max_step": sd.max_step}
+    n_parameters = sum(p.numel() for p in sd.parameters())
+    refs["blank1"] = {"visible": {"t_range": [0.02, 0.98]},
+                      "hidden": {"t_range": [0.1, 0.7], "n_parameters": n_parameters}}
     step_range = sd.min_step, sd.max_step
 
     # Blank 2: (num_train_timesteps, t_range) cases. The hidden ones include a case where
@@ -115,12 +118,26 @@ def make_references() -> dict:
     return refs
 
 
+def split(refs: dict) -> tuple[dict, dict]:
+    """(visible, hidden): every blank's hidden cases go to the instructor's file; everything
+    else to the students' file."""
+    visible = {"format": refs["format"], "init": refs["init"]}
+    hidden = {"format": refs["format"]}
+    for key, value in refs.items():
+        if key.startswith("blank"):
+            visible[key] = {"visible": value["visible"]}
+            hidden[key] = {"hidden": value["hidden"]}
+    return visible, hidden
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REFERENCES)
+    parser.add_argument("--hidden-out", type=Path, default=HIDDEN_REFERENCES)
     args = parser.parse_args()
-    torch.save(make_references(), args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e3:.0f} kB)")
+    for data, path in zip(split(make_references()), (args.out, args.hidden_out)):
+        torch.save(data, path)
+        print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
 
 
 if __name__ == "__main__":

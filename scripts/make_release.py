@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from sdskit import course  # noqa: E402
+from autograder import course  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.paths import NOTEBOOKS, SOLUTIONS  # noqa: E402
 

@@ -13,8 +13,11 @@ student's `__init__` except in blank 1's check (which replaces blank 2 with its 
 values); every other check builds the object from the tiny model and the reference state
 (`reference_instance`), then calls the one method that holds the blank.
 
-Expected values come from `assets/references.pt`, which `scripts/make_references.py`
-computes by running the solution notebook's own code on the tiny model.
+Expected values come from `assets/references.pt` (the visible cases) and, in the
+instructor's copy only, `autograder/hidden_references.pt` (the hidden cases). Both are
+computed by `scripts/make_references.py`, which runs the solution notebook's own code on the
+tiny model. In a student's copy the hidden cases are absent: a hidden check then says, in one
+line, that it runs when the work is graded.
 """
 
 import functools
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from sdskit.paths import REFERENCES, TINY_SD
+from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD
 
 # Tolerances for comparing with the references (float32 on the CPU). Blank 4 runs the VAE,
 # whose convolutions may sum in another order on other CPUs, hence its looser bound.
@@ -33,19 +36,30 @@ ATOL, RTOL = 1e-5, 1e-4
 ATOL_VAE, RTOL_VAE = 1e-4, 1e-3
 
 
+CASES = ("visible", "hidden")
+HIDDEN_NOT_HERE = ("the hidden tests are not in your copy of the assignment: they run when your "
+                   "work is graded. Run the visible test to check your work now.")
+
+
 @dataclass
 class Report:
-    """What a check found: `passed`, and a message for the student when it did not."""
+    """What a check found: `passed`, and a message for the student when it did not.
+
+    `not_run` holds why the check could not run at all (hidden cases asked for in a student's
+    copy, or an unknown `cases`); such a report has not passed, and says so in one line."""
 
     blank: str
     problems: list[str] = field(default_factory=list)
+    not_run: str = ""
 
     @property
     def passed(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.not_run
 
     @property
     def message(self) -> str:
+        if self.not_run:
+            return f"{self.blank}: {self.not_run}"
         if self.passed:
             return f"{self.blank}: all checks passed."
         lines = "\n".join(f"  - {p}" for p in self.problems)
@@ -59,10 +73,24 @@ class _StudentCodeFailed(Exception):
     """The student's code raised; the message says where and what."""
 
 
+def hidden_available() -> bool:
+    """True in the instructor's copy, where the hidden cases exist."""
+    return HIDDEN_REFERENCES.is_file()
+
+
 @functools.lru_cache(maxsize=1)
 def references() -> dict:
-    """The reference tensors, loaded once."""
-    return torch.load(REFERENCES, map_location="cpu", weights_only=True)
+    """The reference tensors, loaded once: the visible cases, and the hidden ones where present.
+
+    Both files hold {"init": {...}, "blank2": {"visible" or "hidden": ...}, ...}; they merge key
+    by key."""
+    refs = torch.load(REFERENCES, map_location="cpu", weights_only=True)
+    if hidden_available():
+        hidden = torch.load(HIDDEN_REFERENCES, map_location="cpu", weights_only=True)
+        for key, value in hidden.items():
+            if isinstance(value, dict):
+                refs[key] = {**refs.get(key, {}), **value}
+    return refs
 
 
 @functools.lru_cache(maxsize=1)
@@ -164,6 +192,15 @@ def _tensor_problem(what: str, got, expected: torch.Tensor, atol: float, rtol: f
     return message
 
 
+def _cannot_run(blank: str, cases) -> Report | None:
+    """A one-line report if these cases cannot be checked here, else None."""
+    if cases not in CASES:
+        return Report(blank, not_run=f"cases should be 'visible' or 'hidden', not {cases!r}.")
+    if cases == "hidden" and not hidden_available():
+        return Report(blank, not_run=HIDDEN_NOT_HERE)
+    return None
+
+
 def _run(blank: str, body) -> Report:
     report = Report(blank)
     try:
@@ -180,8 +217,11 @@ def blank1_super_init(cls, cases: str = "visible") -> Report:
     """The constructor initialises nn.Module, so the U-Net, VAE and text encoder are
     registered as submodules (blank 2 is replaced by its reference values here)."""
     blank = "Blank 1 (super().__init__())"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
     ref = references()["init"]
-    t_range = [0.02, 0.98] if cases == "visible" else [0.1, 0.7]
+    case = references()["blank1"][cases]
+    t_range = list(case["t_range"])
     seen = {}
 
     class WithReferenceStepRange(cls):
@@ -227,9 +267,9 @@ def blank1_super_init(cls, cases: str = "visible") -> Report:
             )
         if cases == "hidden" and not problems:
             n_params = sum(p.numel() for p in sd.parameters())
-            if n_params != ref["n_parameters"]:
+            if n_params != case["n_parameters"]:
                 problems.append(
-                    f"sd.parameters() holds {n_params} numbers, expected {ref['n_parameters']}."
+                    f"sd.parameters() holds {n_params} numbers, expected {case['n_parameters']}."
                 )
 
     return _run(blank, body)
@@ -241,6 +281,8 @@ def blank1_super_init(cls, cases: str = "visible") -> Report:
 def blank2_step_range(cls, cases: str = "visible") -> Report:
     """set_step_range turns the fractions t_range into whole-number timesteps."""
     blank = "Blank 2 (min_step and max_step)"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
 
     def body(problems):
         for case in references()["blank2"][cases]:
@@ -278,6 +320,8 @@ def blank2_step_range(cls, cases: str = "visible") -> Report:
 def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
     """interpolate_latents resizes to 64x64 (bilinear) and maps [0, 1] to [-1, 1]."""
     blank = "Blank 3 (latents from pred_rgb, as_latent=True)"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
     case = references()["blank3"][cases]
 
     def body(problems):
@@ -309,6 +353,8 @@ def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
 def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
     """encode_rgb resizes to 512x512 and encodes with encode_imgs; gradient reaches pred_rgb."""
     blank = "Blank 4 (resize to 512 and encode)"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
     case = references()["blank4"][cases]
 
     def body(problems):
@@ -354,6 +400,8 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
     """sample_timestep draws whole-number t uniformly from min_step..max_step, both ends
     included, on self.device; shape (1,) as in DreamFusion's code, or one t per batch element."""
     blank = "Blank 5 (sampling t)"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
 
     def body(problems):
         for case in references()["blank5"][cases]:
@@ -414,8 +462,10 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
 # Blank 6: grad = w(t) (eps_hat - eps)
 # ---------------------------------------------------------------------------------------
 def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
-    """sds_gradient returns w * (noise_pred - noise)."""
+    """sds_gradient returns the weighted SDS gradient with respect to the latents."""
     blank = "Blank 6 (the SDS gradient)"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
     case = references()["blank6"][cases]
 
     def body(problems):
@@ -440,8 +490,10 @@ def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
 # Blank 7: targets = (latents - grad).detach()
 # ---------------------------------------------------------------------------------------
 def blank7_sds_targets(cls, cases: str = "visible") -> Report:
-    """sds_targets returns latents - grad, detached, so that the loss's gradient is grad / B."""
+    """sds_targets returns constant targets whose MSE loss has gradient grad / B."""
     blank = "Blank 7 (the targets)"
+    if (skipped := _cannot_run(blank, cases)) is not None:
+        return skipped
     case = references()["blank7"][cases]
 
     def body(problems):

@@ -21,7 +21,7 @@ class CourseConfig:
     cell_timeout_s: int = 300
     notebook_timeout_s: int = 1200
 
-    # The sandboxed grader (autograder/grade.py, sdskit/sandbox.py). Each blank of each student
+    # The sandboxed grader (autograder/grade.py, autograder/sandbox.py). Each blank of each student
     # runs in a fresh process with these limits; a blank that hits one loses its points only.
     blank_timeout_s: float = 60.0  # wall-clock seconds for one blank (its two tests)
     blank_cpu_s: int = 60  # CPU seconds for one blank

@@ -150,10 +150,3 @@ class OracleCheck:
         return {"iou": iou, "psnr": psnr, "seconds": seconds, "steps": result.steps,
                 "passed": iou >= MIN_IOU and psnr >= MIN_PSNR, "result": result}
 
-
-if __name__ == "__main__":  # python -m sdskit.oracle
-    from sdskit.notebook_code import solution_class
-
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    out = OracleCheck(solution_class()).run()
-    print({k: v for k, v in out.items() if k != "result"})

@@ -411,13 +411,3 @@ def faster_unet(sd, compile_mode="reduce-overhead"):
         sd.unet = torch.compile(sd.unet, mode=compile_mode, fullgraph=False, dynamic=False)
     return sd
 
-
-if __name__ == "__main__":  # smoke run: python -m sdskit.text_to_3d
-    from sdskit.notebook_code import solution_class
-    from sdskit.paths import TINY_SD
-
-    sd = solution_class()("cpu", False, False, hf_key=str(TINY_SD))
-    res = run(sd, sys.argv[1] if len(sys.argv) > 1 else "a hamburger", steps=None)
-    print(f"{res.steps} steps in {res.seconds:.1f} s; last loss {res.losses[-1]:.4g}; "
-          f"{math.isfinite(res.losses[-1])=}")
-

@@ -13,6 +13,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def solution_class():
-    from sdskit.notebook_code import solution_class
+    from autograder.notebook_code import solution_class
 
     return solution_class()

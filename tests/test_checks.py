@@ -6,8 +6,9 @@ which check disagreed.
 
 import pytest
 
-from sdskit import checks, submissions
-from sdskit.notebook_code import run_cells
+from sdskit import checks
+from autograder import submissions
+from autograder.notebook_code import run_cells
 
 
 def _class_from(tmp_path, answers):

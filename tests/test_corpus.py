@@ -1,4 +1,4 @@
-"""grade.py on a generated class of messy, broken and hostile submissions (sdskit/corpus.py):
+"""grade.py on a generated class of messy, broken and hostile submissions (autograder/corpus.py):
 each gets the points its code earned and the flag that says what was odd. One grading run
 (--jobs 2) serves every test here; runaway cases are cut short by a small time limit."""
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from sdskit import corpus, sandbox
+from autograder import corpus, sandbox
 from sdskit.paths import REFERENCES, ROOT
 
 EXPECTED_CASES = 35

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sdskit import gradebook, submissions
+from autograder import gradebook, submissions
 from sdskit.paths import ROOT
 
 POINTS_PER_BLANK = 2.0

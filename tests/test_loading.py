@@ -49,7 +49,7 @@ def test_small_gpu_mode_slices_checkpoints_and_offloads(monkeypatch):
     GPU: recorded, not run, here)."""
     from diffusers import StableDiffusionPipeline
 
-    from sdskit.notebook_code import solution_class
+    from autograder.notebook_code import solution_class
 
     offloaded = []
 

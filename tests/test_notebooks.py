@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from sdskit.config import COURSE
-from sdskit.course import kit_env
+from autograder.course import kit_env
 from sdskit.paths import NOTEBOOKS, ROOT, SOLUTIONS
 
 

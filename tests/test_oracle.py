@@ -9,7 +9,7 @@ About 40 s per optimisation on two CPU cores; three of them here.
 import pytest
 import torch
 
-from sdskit.notebook_code import solution_class
+from autograder.notebook_code import solution_class
 from sdskit.oracle import MIN_IOU, MIN_PSNR, OracleCheck
 
 SD = solution_class()

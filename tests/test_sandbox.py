@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sdskit import locate, sandbox, submissions
+from autograder import locate, sandbox, submissions
 from sdskit.paths import REFERENCES, ROOT
 
 PROBE = """
@@ -28,7 +28,8 @@ attempt("write kit code", lambda: open({kit!r}, "a").write("# hacked"))
 attempt("read hidden tests", lambda: open({solutions!r}).read())
 attempt("read another student", lambda: open({other!r}).read())
 attempt("read the gradebook", lambda: open({gradebook!r}).read())
-attempt("see the repository beyond sdskit/, assets/ and the Python environment",
+attempt("read the example answers", lambda: open({answers!r}).read())
+attempt("see the repository beyond sdskit/, assets/, the worker and the Python environment",
         lambda: [n for n in os.listdir({repo!r}) if n not in {allowed!r}][0])
 attempt("leave a file for the next student", lambda: open("/tmp/planted", "w").write("x"))
 
@@ -72,7 +73,7 @@ def outside(tmp_path_factory):
 def visible_in_repository() -> set[str]:
     """What the sandbox shows of the repository: the kit's code and assets, read-only, and the
     Python environment when it lives inside the repository (make's .venv), read-only too."""
-    allowed = {"sdskit", "assets"}
+    allowed = {"sdskit", "assets", "autograder"}  # of autograder/, only the worker's own files
     for prefix in {sys.prefix, sys.exec_prefix}:
         if Path(prefix).is_relative_to(ROOT):
             allowed.add(Path(prefix).relative_to(ROOT).parts[0])
@@ -86,6 +87,7 @@ def test_sandbox_blocks_network_files_and_leftovers(outside):
                         solutions=str(ROOT / "solutions" / submissions.NOTEBOOK),
                         other=str(outside / "alice" / submissions.NOTEBOOK),
                         gradebook=str(outside / "gradebook.db"), repo=str(ROOT),
+                        answers=str(ROOT / "autograder" / "submissions.py"),
                         allowed=visible_in_repository())
     result = run_cell(6, code)
     message = result["results"]["visible"][1]

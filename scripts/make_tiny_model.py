@@ -9,17 +9,20 @@ and the guidance class load it through exactly the code a real model goes throug
 
 Its weights are random: images it makes are noise. It exists to exercise code, not to paint.
 
-Regenerate with `python -m sdskit.tiny_model` (or `make assets`); a test checks that the
+Regenerate with `python scripts/make_tiny_model.py` (or `make tiny-model`); a test checks that the
 committed copy equals what this script makes.
 """
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 
-from sdskit.paths import TINY_SD
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
+
+from sdskit.paths import TINY_SD  # noqa: E402
 
 SEED = 0
 

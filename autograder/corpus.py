@@ -11,7 +11,7 @@ import json
 import uuid
 from pathlib import Path
 
-from sdskit import submissions as subs
+from autograder import submissions as subs
 from sdskit.paths import REFERENCES
 
 NOTEBOOK = subs.NOTEBOOK

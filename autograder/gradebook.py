@@ -3,11 +3,11 @@
 Plain `nbgrader autograde` runs the student's notebook in one kernel, tests included. That
 kernel is the student's: a cell can rebind `torch.allclose`, and a warning on stderr costs
 points (nbgrader scores any stderr output as a failure). So grading (autograder/grade.py)
-runs each blank in the sandbox first (sdskit/sandbox.py) and only then hands nbgrader, for
+runs each blank in the sandbox first (autograder/sandbox.py) and only then hands nbgrader, for
 each student, a notebook it can trust:
 
 1. `canonical_notebook`: the release notebook, with each blank's solution cell replaced by
-   the student's code (found by sdskit/locate.py) and a first cell listing the grader's flags.
+   the student's code (found by autograder/locate.py) and a first cell listing the grader's flags.
    Its structure is the release's, whatever the student did to theirs.
 2. `nbgrader autograde`, once for the class, with `InjectVerdicts` in place of nbgrader's
    Execute step: each test cell gets, as its output, what the sandboxed test said (nothing
@@ -26,7 +26,7 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from sdskit import course, locate
+from autograder import course, locate
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS
 
@@ -35,7 +35,7 @@ _GRADING_CONFIG = """
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
                                     LimitOutput, SaveAutoGrades)
-from sdskit.gradebook import InjectVerdicts
+from autograder.gradebook import InjectVerdicts
 c.Autograde.autograde_preprocessors = [InjectVerdicts, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties,
                                        CheckCellMetadata]

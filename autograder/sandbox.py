@@ -2,10 +2,11 @@
 
 Two layers:
 
-* The **worker** (`python -m sdskit.sandbox`) imports torch, the tiny model and the reference
+* The **worker** (`python -m autograder.sandbox`) imports torch, the tiny model and the reference
   tensors once (about 9 CPU seconds), then reads tasks (JSON lines) on stdin. It runs inside
-  bubblewrap where available: no network, a private /tmp, only the Python installation and the
-  kit's `sdskit/` and `assets/` visible, all read-only. The submissions, the output folder, the
+  bubblewrap where available: no network, a private /tmp, only the Python installation, the
+  kit's `sdskit/` and `assets/`, and the worker's own module and the hidden cases visible, all
+  read-only. The submissions, the output folder, the
   gradebook, `solutions/` (the hidden tests' source) and the repository are simply not there.
 * For each blank the worker **forks a child**: a fresh copy of that warm state, in its own
   process group and scratch folder, with rlimits (CPU, address space, file size, no core
@@ -35,9 +36,12 @@ import time
 from pathlib import Path
 
 from sdskit.config import COURSE
-from sdskit.paths import ASSETS, ROOT
+from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, ROOT
 
 RESULT_LIMIT = 64 * 1024  # bytes of verdict read from one child
+# What of the repository a sandboxed worker sees (read-only).
+SANDBOX_VISIBLE = ("sdskit", "assets", "autograder/__init__.py", "autograder/sandbox.py",
+                   str(HIDDEN_REFERENCES.relative_to(ROOT)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -59,7 +63,10 @@ def bwrap_command(scratch: Path | None = None) -> list[str] | None:
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}):
         if not prefix.startswith("/usr"):
             command += ["--ro-bind", prefix, prefix]
-    for part in ("sdskit", "assets"):
+    # The student's package, its assets, and of the instructor's side only what the worker
+    # runs and the hidden cases it checks against (not the corpus, the example answers or
+    # solutions/).
+    for part in SANDBOX_VISIBLE:
         command += ["--ro-bind", str(ROOT / part), str(ROOT / part)]
     command += ["--chdir", "/tmp", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
                 "--setenv", "SDSKIT_SANDBOXED", "1", "--cap-drop", "ALL", "--"]
@@ -90,7 +97,7 @@ class Worker:
                "PYTHONDONTWRITEBYTECODE": "1"}
         prefix = bwrap_command()
         self.kind = "bwrap" if prefix else "none"
-        command = (prefix or []) + [sys.executable, "-m", "sdskit.sandbox"]
+        command = (prefix or []) + [sys.executable, "-m", "autograder.sandbox"]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, env=env, cwd="/tmp",
                                         text=True, bufsize=1)
@@ -446,10 +453,10 @@ def limits() -> dict:
 def kit_fingerprint() -> str:
     """Changes whenever anything that decides a grade changes (tests, references, harness)."""
     digest = hashlib.sha256()
-    for path in [ROOT / "sdskit" / name for name in ("checks.py", "sandbox.py", "locate.py",
-                                                     "config.py")] + [
-            ASSETS / "references.pt", ROOT / "notebooks" / COURSE.notebooks[0],
-            ROOT / "autograder" / "grade.py"]:
+    for path in [ROOT / "sdskit" / "checks.py", ROOT / "sdskit" / "config.py",
+                 ROOT / "autograder" / "sandbox.py", ROOT / "autograder" / "locate.py",
+                 ROOT / "autograder" / "grade.py", REFERENCES, HIDDEN_REFERENCES,
+                 ROOT / "notebooks" / COURSE.notebooks[0]]:
         digest.update(path.read_bytes())
     digest.update(json.dumps(limits(), sort_keys=True).encode())
     return digest.hexdigest()[:16]
