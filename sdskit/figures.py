@@ -201,3 +201,35 @@ def show_images(images: torch.Tensor, titles=None):
             ax[0, i].set_title(titles[i], fontsize=9)
     fig.tight_layout()
     return fig
+
+
+@torch.no_grad()
+def save_guidance(sd, path, pred_rgb: torch.Tensor, latents: torch.Tensor,
+                  latents_noisy: torch.Tensor, noise_pred: torch.Tensor, t: torch.Tensor,
+                  as_latent: bool = False) -> None:
+    """The picture stable-dreamfusion writes at `save_guidance_path`: what SDS saw in one step.
+
+    Three rows, one column per image: the render as the prior sees it (resized to 512, or the
+    latents decoded if as_latent), the noised latents z_t decoded, and the prior's one-step
+    guess of the clean latents, z0_hat = (z_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t),
+    decoded. Written as a PNG at `path` (its folder must exist).
+
+    pred_rgb: [B, 3, H, W] in [0, 1] (or [B, 4, H, W] if as_latent); latents, latents_noisy,
+    noise_pred: [B, 4, 64, 64]; t: [B] long.
+    """
+    import imageio.v3 as iio
+
+    def decoded(z):  # [B, 4, 64, 64] -> [B, 3, 512, 512] in [0, 1]
+        return sd.decode_latents(z.to(sd.precision_t)).float()
+
+    if as_latent:
+        seen = decoded(latents)
+    else:
+        seen = F.interpolate(pred_rgb.float(), (512, 512), mode="bilinear", align_corners=False)
+    abar = sd.alphas[t].float().view(-1, 1, 1, 1)  # [B, 1, 1, 1]
+    z0_hat = (latents_noisy.float() - (1 - abar).sqrt() * noise_pred.float()) / abar.sqrt()
+    rows = [seen] + [F.interpolate(decoded(z), seen.shape[-2:], mode="bilinear",
+                                   align_corners=False) for z in (latents_noisy, z0_hat)]
+    grid = torch.cat([torch.cat(list(row), dim=-1) for row in rows], dim=-2)  # [3, 3H, B*W]
+    pixels = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    iio.imwrite(path, pixels, extension=".png")
