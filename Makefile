@@ -5,6 +5,7 @@
 # And for instructors:
 #   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
+#   make gradescope   write build/gradescope/autograder.zip (Gradescope's autograder format)
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references release grade benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references release grade gradescope benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,9 @@ test: env sandbox
 JOBS ?= 2
 grade: env sandbox
 	$(PY) autograder/grade.py $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS)
+
+gradescope: env
+	$(PY) -m autograder.gradescope build --out build/gradescope
 
 benchmark: env sandbox
 	$(PY) scripts/benchmark_grading.py --jobs $(JOBS)

@@ -1,0 +1,176 @@
+"""The Gradescope autograder (autograder/gradescope.py), emulated: `make gradescope`'s zip is
+unpacked into temporary folders laid out as Gradescope lays out /autograder (source/,
+submission/, results/, run_autograder), and graded with GRADESCOPE_ROOT pointing there
+(setup.sh is not run: this test's own Python stands in for the environment it makes).
+
+The four notebooks that need the grading worker are graded by one process with one warm worker
+(`python -m autograder.gradescope grade ROOT ...`, what run_autograder runs, given several
+roots); run_autograder itself runs on the submissions that need no worker and on a broken
+interpreter."""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from autograder import corpus, gradescope, submissions
+from sdskit.paths import ROOT
+
+NOTEBOOK = submissions.NOTEBOOK
+
+
+def _release_points() -> dict[str, float]:
+    """grade_id -> points of every test cell of the release notebook."""
+    cells = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())["cells"]
+    return {c["metadata"]["nbgrader"]["grade_id"]: float(c["metadata"]["nbgrader"]["points"])
+            for c in cells if c["metadata"].get("nbgrader", {}).get("grade")}
+
+
+def _layout(base: Path, name: str, zip_path: Path, files: dict[str, bytes]) -> Path:
+    """/autograder as Gradescope makes it: source/ (the zip), run_autograder, submission/."""
+    root = base / name
+    (root / "source").mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(root / "source")
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "run_autograder").chmod(0o755)
+    (root / "submission").mkdir()
+    for filename, data in files.items():
+        (root / "submission" / filename).write_bytes(data)
+    return root
+
+
+def _environment(root: Path, python: str = sys.executable) -> dict:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GRADESCOPE_ROOT": str(root),
+            "GRADESCOPE_PYTHON": python}
+
+
+def _run_autograder(root: Path, python: str = sys.executable) -> dict:
+    done = subprocess.run(["./run_autograder"], cwd=root, env=_environment(root, python),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    base = tmp_path_factory.mktemp("gradescope")
+    zip_path = gradescope.build(base / "build")
+    examples, messy = base / "examples", base / "messy"
+    expected = submissions.example_class(examples)
+    messy_expected = corpus.write_corpus(messy)
+    graded_by_worker = {
+        "complete": {"Copy of sds_assignment.ipynb":
+                     (examples / "complete" / NOTEBOOK).read_bytes()},
+        "partly_wrong": {"sds_assignment (1).ipynb":
+                         (examples / "partly_wrong" / NOTEBOOK).read_bytes()},
+        "blank": {NOTEBOOK: (examples / "blank" / NOTEBOOK).read_bytes()},
+        "colab_saved": {NOTEBOOK: (messy / "colab_saved" / NOTEBOOK).read_bytes()},
+    }
+    expected["colab_saved"] = messy_expected["colab_saved"][0]
+    roots = {name: _layout(base, name, zip_path, files)
+             for name, files in graded_by_worker.items()}
+    some = roots["complete"]
+    done = subprocess.run([sys.executable, "-m", "autograder.gradescope", "grade",
+                           *map(str, roots.values())],
+                          cwd=some / "source", capture_output=True, text=True, timeout=900,
+                          env={**_environment(some), "PYTHONPATH": str(some / "source"),
+                               "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = {name: json.loads((root / "results" / "results.json").read_text())
+               for name, root in roots.items()}
+    not_a_notebook = _layout(base, "not_a_notebook", zip_path,
+                             {NOTEBOOK: (messy / "not_json" / NOTEBOOK).read_bytes()})
+    results["not_a_notebook"] = _run_autograder(not_a_notebook)
+    expected["not_a_notebook"] = messy_expected["not_json"][0]
+    nothing = _layout(base, "no_notebook", zip_path, {"answers.pdf": b"%PDF-1.4 not a notebook"})
+    results["no_notebook"] = _run_autograder(nothing)
+    expected["no_notebook"] = {b: 0.0 for b in submissions.BLANKS}
+    broken = _layout(base, "grader_broken", zip_path, {NOTEBOOK: b"{}"})
+    results["grader_broken"] = _run_autograder(broken, python="/bin/false")
+    return {"results": results, "expected": expected, "zip": zip_path}
+
+
+STUDENTS = ["complete", "partly_wrong", "blank", "colab_saved", "not_a_notebook", "no_notebook"]
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_points_per_blank(emulated, student):
+    """The same points per blank as grade.py owes these notebooks (autograder/submissions.py,
+    autograder/corpus.py), under any file name."""
+    results = emulated["results"][student]
+    got = {}
+    for test in results["tests"]:
+        blank = int(test["number"].split(".")[0])
+        got[blank] = got.get(blank, 0.0) + test["score"]
+    assert got == emulated["expected"][student], results["output"]
+    assert results["score"] == sum(got.values())
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_results_follow_gradescopes_format(emulated, student):
+    results = emulated["results"][student]
+    points = _release_points()
+    assert [t["number"] for t in results["tests"]] == sorted(
+        (t["number"] for t in results["tests"]), key=lambda n: tuple(map(int, n.split("."))))
+    assert len(results["tests"]) == len(points)
+    assert sum(t["max_score"] for t in results["tests"]) == sum(points.values())
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "output", "visibility"}
+        assert 0 <= test["score"] <= test["max_score"]
+        hidden = "hidden" in test["name"]
+        assert test["visibility"] == ("after_published" if hidden else "visible"), test
+        assert test["output"], f"{test['name']} has no message for the student"
+        assert "Traceback" not in test["output"]
+    assert results["stdout_visibility"] == "hidden"
+    assert NOTEBOOK in results["output"]
+
+
+def test_failures_are_explained_to_the_student(emulated):
+    results = emulated["results"]
+    partly = {t["name"]: t for t in results["partly_wrong"]["tests"]}
+    assert partly["Blank 5: visible test"]["score"] == 0
+    assert "never returns high" in partly["Blank 5: visible test"]["output"]
+    assert "notebook renamed" in results["partly_wrong"]["output"]
+    assert "notebook renamed" in results["complete"]["output"]
+    for student in ("not_a_notebook", "no_notebook"):
+        assert "File > Download" in results[student]["output"], results[student]["output"]
+    assert "not a readable notebook" in results["not_a_notebook"]["output"]
+
+
+def test_a_broken_grader_still_leaves_a_result(emulated):
+    """run_autograder writes a zero-point result that says the grader failed, not the student."""
+    results = emulated["results"]["grader_broken"]
+    assert results["score"] == 0
+    assert "not in your notebook" in results["output"]
+
+
+def test_zip_layout(emulated):
+    """setup.sh and run_autograder at the root, executable; the kit, the tiny model and all
+    references inside; the solution notebook and the generated answers outside."""
+    with zipfile.ZipFile(emulated["zip"]) as archive:
+        names = set(archive.namelist())
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+    for script in ("setup.sh", "run_autograder"):
+        assert script in names and modes[script] & stat.S_IXUSR
+    for needed in ("assets/references.pt", "autograder/hidden_references.pt",
+                   f"notebooks/{NOTEBOOK}", "assets/tiny-sd/model_index.json",
+                   "sdskit/checks.py", "autograder/sandbox.py", "requirements.txt"):
+        assert needed in names
+    assert not any(name.startswith("solutions/") for name in names)
+    assert not names & set(gradescope.LEFT_OUT)
+    assert gradescope.build(emulated["zip"].parent / "again").read_bytes() == \
+        emulated["zip"].read_bytes(), "the same kit should make the same zip"
+
+
+def test_setup_script_is_valid_bash(emulated):
+    with zipfile.ZipFile(emulated["zip"]) as archive:
+        for script in ("setup.sh", "run_autograder"):
+            done = subprocess.run(["bash", "-n"], input=archive.read(script), capture_output=True)
+            assert done.returncode == 0, (script, done.stderr)
