@@ -4,6 +4,7 @@
 #   make test   create the environment and run the whole test suite
 # And for instructors:
 #   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
+#   make student      build the student repository build/student/ and its zip (nothing secret in it)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 #   make gradescope   write build/gradescope/autograder.zip (Gradescope's autograder format)
 
@@ -13,7 +14,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references release grade gradescope benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references release student grade gradescope benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,9 @@ release: env
 	$(PY) scripts/make_release.py
 
 regenerate: tiny-model references release
+
+student: release
+	$(PY) scripts/make_student.py
 
 demo: tiny-model release sandbox
 	rm -rf build/examples build/demo
