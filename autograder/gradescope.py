@@ -100,13 +100,16 @@ status=$?
 if [ "$status" -ne 0 ] || [ ! -s "$RESULTS" ]; then
     # The grader itself could not run or was stopped: never leave the student without a result.
     cat > "$RESULTS" <<'EOF'
-{"score": 0, "stdout_visibility": "hidden", "tests": [], "output": "The autograder could not grade this submission (an error in the grader, not in your notebook). Your submission is saved; the course staff will grade it. You may also resubmit."}
+@GRADER_FAILED@
 EOF
     echo "run_autograder: the grader exited with status $status; wrote a zero-point result"
 fi
 exit 0
 """
 
+GRADER_FAILED = ("The autograder could not grade this submission (an error in the grader, not in "
+                 "your notebook). Your submission is saved; the course staff will grade it. You "
+                 "may also resubmit.")
 HAND_IN_HINT = ("Hand in the notebook file itself, {notebook}: in Colab, File > Download > "
                 "Download .ipynb, then upload that file here.")
 
@@ -141,7 +144,9 @@ def build(out: Path) -> Path:
     target = out / "autograder.zip"
     with zipfile.ZipFile(target, "w") as archive:
         _add(archive, "setup.sh", SETUP_SH.encode(), executable=True)
-        _add(archive, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
+        fallback = json.dumps(failed_json("run_autograder: the grader did not finish"))
+        _add(archive, "run_autograder", RUN_AUTOGRADER.replace("@GRADER_FAILED@", fallback)
+             .encode(), executable=True)
         for member in zip_members():
             _add(archive, member.as_posix(), (ROOT / member).read_bytes())
     return target
@@ -180,10 +185,7 @@ def results_json(result) -> dict:
 
 def failed_json(error: str) -> dict:
     """results.json when grading itself failed: zero points, and a message that says so."""
-    return {"score": 0, "stdout_visibility": "hidden", "tests": [],
-            "output": "The autograder could not grade this submission (an error in the "
-                      "grader, not in your notebook). Your submission is saved; the course "
-                      "staff will grade it. You may also resubmit.",
+    return {"score": 0, "stdout_visibility": "hidden", "tests": [], "output": GRADER_FAILED,
             "extra_data": {"grader_error": error[-4000:]}}
 
 
@@ -198,6 +200,8 @@ def write_results(root: Path, results: dict) -> None:
 def grade_roots(roots: list[Path]) -> None:
     """Grade ROOT/submission/ into ROOT/results/results.json for each root, with one warm
     grading worker (Gradescope passes one root; a local trial may pass several)."""
+    from autograder import grade  # here, not above: building the zip needs none of it
+
     worker_box: list = [None]
     prepared = None
     try:
@@ -206,8 +210,6 @@ def grade_roots(roots: list[Path]) -> None:
             try:
                 if prepared is None:
                     prepared = _prepare()
-                from autograder import grade
-
                 points, release = prepared
                 with tempfile.TemporaryDirectory() as scratch:
                     result = grade.grade_student(worker_box, root / "submission", points,
