@@ -49,8 +49,11 @@ _AGAINST_THE_TESTS = re.compile(r"set_custom_exc|\bexcepthook\b|\bos\._exit\b|\b
 
 
 def source(cell: dict) -> str:
+    """A cell's text: a string, or a list of strings (anything else in a broken file: none)."""
     text = cell.get("source", "")
-    return text if isinstance(text, str) else "".join(text)
+    if isinstance(text, list):
+        return "".join(line for line in text if isinstance(line, str))
+    return text if isinstance(text, str) else ""
 
 
 def grade_id(cell: dict) -> str | None:

@@ -92,12 +92,19 @@ def emulated(tmp_path_factory):
     nothing = _layout(base, "no_notebook", zip_path, {"answers.pdf": b"%PDF-1.4 not a notebook"})
     results["no_notebook"] = _run_autograder(nothing)
     expected["no_notebook"] = {b: 0.0 for b in submissions.BLANKS}
+    # Valid JSON, but a cell's source is a number: the notebook must still get its result.
+    odd = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+           "cells": [{"cell_type": "code", "metadata": {}, "source": 5, "outputs": []}]}
+    malformed = _layout(base, "malformed", zip_path, {NOTEBOOK: json.dumps(odd).encode()})
+    results["malformed"] = _run_autograder(malformed)
+    expected["malformed"] = {b: 0.0 for b in submissions.BLANKS}
     broken = _layout(base, "grader_broken", zip_path, {NOTEBOOK: b"{}"})
     results["grader_broken"] = _run_autograder(broken, python="/bin/false")
     return {"results": results, "expected": expected, "zip": zip_path}
 
 
-STUDENTS = ["complete", "partly_wrong", "blank", "colab_saved", "not_a_notebook", "no_notebook"]
+STUDENTS = ["complete", "partly_wrong", "blank", "colab_saved", "not_a_notebook", "no_notebook",
+            "malformed"]
 
 
 @pytest.mark.parametrize("student", STUDENTS)
