@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   create the environment, build the tiny model and the release, grade the example class,
-#               run the solution notebooks on the CPU
+#   make demo   create the environment, build the tiny model, the release and the student bundle,
+#               grade the example class, run the solution notebooks on the CPU
 #   make test   create the environment and run the whole test suite
 # And for instructors:
 #   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
@@ -46,7 +46,7 @@ regenerate: tiny-model references release
 student: release
 	$(PY) scripts/make_student.py
 
-demo: tiny-model release sandbox
+demo: tiny-model student sandbox
 	rm -rf build/examples build/demo
 	$(PY) -m autograder.submissions build/examples
 	$(PY) autograder/grade.py build/examples --out build/demo
