@@ -235,14 +235,20 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
 
 
 def _message_kind(message: str) -> str:
-    """A failure message without its numbers, so that the same mistake counts once."""
-    lines = [line.strip(" -") for line in message.strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else message
-    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", text)[:160]
+    """A failure message on one line, whole: numbers and words kept, the blank's header line
+    ("blank6: not yet right.") and list dashes dropped."""
+    lines = [line.strip().lstrip("- ").strip() for line in message.strip().splitlines()]
+    lines = [line for line in lines if line and not re.fullmatch(r"blank\d+: not yet right\.",
+                                                                   line)]
+    return " / ".join(" ".join(line.split()) for line in lines)
+
+
+REPORT_TOP = 5  # failure messages listed per blank in class_report.csv
 
 
 def write_class_report(results: list[StudentResult], out: Path) -> None:
-    """Pass rate per blank (both tests passed) and the most frequent failure messages."""
+    """Pass rate per blank (both tests passed) and the most frequent failure messages, each
+    with the number of students who got it (a student counts once per message)."""
     rows = []
     rates = {}
     for blank in sorted(locate.BLANK_CELLS):
@@ -251,31 +257,40 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
             ok = all(score == maximum for _, gid, score, maximum in result.cells
                      if gid.startswith(f"blank{blank}_"))
             passed += ok
-            for cases in ("visible", "hidden"):
-                message = result.messages.get(f"blank{blank}_{cases}", "")
-                if message and message != "passed":
-                    failures[_message_kind(message)] += 1
+            messages = {_message_kind(result.messages.get(f"blank{blank}_{cases}", ""))
+                        for cases in ("visible", "hidden")}
+            failures.update(m for m in messages if m and m != "passed")
         rates[blank] = passed / len(results) if results else 0.0
-        top = failures.most_common(3) or [("", 0)]
+        top = failures.most_common(REPORT_TOP) or [("", 0)]
         for rank, (message, count) in enumerate(top, 1):
-            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", rank if count else "",
+            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", passed, rank if count else "",
                          message, count])
     with open(out / "class_report.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["blank", "pass_rate", "rank", "failure_message", "count"])
+        writer.writerow(["blank", "pass_rate", "students_passing", "rank", "failure_message",
+                         "students"])
         writer.writerows(rows)
+    plot_pass_rates(rates, len(results), out / "class_report.png")
+
+
+def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
+    """A bar per blank with its pass rate written on it, so 0% still shows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
-    axis.bar([f"blank {b}" for b in rates], [100 * r for r in rates.values()], color="#4c72b0")
-    axis.set_ylim(0, 100)
+    percent = [100 * r for r in rates.values()]
+    bars = axis.bar([f"blank {b}" for b in rates], percent, color="#4c72b0")
+    axis.bar_label(bars, labels=[f"{p:.0f}%" for p in percent], padding=2, fontsize=9)
+    axis.set_ylim(0, 112)
+    axis.set_yticks(range(0, 101, 25))
     axis.set_ylabel("students passing both tests (%)")
-    axis.set_title(f"Pass rate per blank ({len(results)} students)")
+    axis.set_title(f"Pass rate per blank ({students} student{'s' if students != 1 else ''})")
+    axis.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
-    figure.savefig(out / "class_report.png", dpi=100)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
