@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when
 
 from autograder import course, gradebook, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES  # noqa: E402
+from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
 
@@ -238,7 +238,7 @@ def _message_kind(message: str) -> str:
     """A failure message on one line, whole: numbers and words kept, the blank's header line
     ("blank6: not yet right.") and list dashes dropped."""
     lines = [line.strip().lstrip("- ").strip() for line in message.strip().splitlines()]
-    lines = [line for line in lines if line and not re.fullmatch(r"blank\d+: not yet right\.",
+    lines = [line for line in lines if line and not re.fullmatch(r".*: not yet right\.",
                                                                    line)]
     return " / ".join(" ".join(line.split()) for line in lines)
 
@@ -325,6 +325,36 @@ def _save(path: Path, key: str, result: StudentResult) -> None:
     os.replace(temporary, path)  # atomic: an interrupted batch never leaves half a result
 
 
+def record(results: list[StudentResult], keys: dict[str, str], out: Path) -> dict[str, str]:
+    """nbgrader's gradebook and feedback for these results (autograder/gradebook.py), redone
+    only when a student's key or the recording code changed: an unchanged regrade keeps
+    OUT/course and OUT/feedback. Returns {student_id: why nbgrader could not record them}."""
+    digest = hashlib.sha256()
+    templates = sorted(p for p in gradebook.TEMPLATES.rglob("*") if p.is_file())
+    for path in [Path(gradebook.__file__), Path(course.__file__), SOLUTIONS / COURSE.notebooks[0],
+                 *templates]:
+        digest.update(path.read_bytes())
+    digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
+    key = digest.hexdigest()
+    stamp = out / "course" / "recorded.json"
+    try:
+        kept = json.loads(stamp.read_text())
+        pages = [out / "feedback" / r.student_id / locate.NOTEBOOK.replace(".ipynb", ".html")
+                 for r in results if r.student_id not in kept["problems"]]
+        if kept["key"] == key and all(page.is_file() for page in pages):
+            print("nbgrader's gradebook and the feedback already hold these results: kept them",
+                  flush=True)
+            return kept["problems"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
+    root = course.create(out / "course")
+    course.generate_release(root)
+    problems = gradebook.record(root, results, out)
+    stamp.write_text(json.dumps({"key": key, "problems": problems}))
+    return problems
+
+
 def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
     kind = sandbox.sandbox_kind()
@@ -346,9 +376,10 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
         kit = sandbox.kit_fingerprint()
         results: dict[str, StudentResult] = {}
         todo = []
+        keys = {}
         for student_dir in students:
             cache = out / "results" / f"{student_dir.name}.json"
-            key = submission_key(student_dir, kit)
+            key = keys[student_dir.name] = submission_key(student_dir, kit)
             cached = _load_cached(cache, key)
             if cached is not None:
                 results[student_dir.name] = cached
@@ -382,10 +413,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
                 if box[0] is not None:
                     box[0].close()
     ordered = [results[p.name] for p in students]
-    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
-    root = course.create(out / "course")
-    course.generate_release(root)
-    problems = gradebook.record(root, ordered, out)
+    problems = record(ordered, keys, out)
     for result in ordered:
         if result.student_id in problems:
             result.flags.append("nbgrader could not record this student, so the feedback is "

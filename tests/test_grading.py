@@ -78,6 +78,15 @@ def test_cells_csv_and_feedback(graded):
     assert "sign is flipped" in html, "the student's feedback should carry the check's message"
 
 
+def test_feedback_page_names_blanks_and_hides_hidden_tests(graded):
+    html = (graded["out"] / "feedback" / "mistake6" / "sds_assignment.html").read_text()
+    assert "Blank 6: hidden test" in html and "Your answer to blanks 1 and 2" in html
+    assert "Test cell" not in html and "Grade cell" not in html
+    assert "HIDDEN TESTS" not in html and '"hidden"' not in html and "&quot;hidden&quot;" not in html
+    assert "white-space: pre-wrap" in html, "long messages must wrap"
+    assert "table.points th, table.points td { border: 1px solid" in html
+
+
 def test_submissions_are_not_modified(graded):
     assert graded["unchanged"]
 
