@@ -1,8 +1,10 @@
 """Grade a whole class: `python autograder/grade.py SUBMISSIONS --out OUT [--jobs N]`.
 
 SUBMISSIONS is a folder with one subfolder per student id, each holding that student's
-notebook (e.g. `alice/sds_assignment.ipynb`), or a .zip of such a folder. The submissions
-are read, never modified.
+notebook (e.g. `alice/sds_assignment.ipynb`), or a flat folder of notebooks named as Canvas or
+Moodle export them or `<student_id>.ipynb` (autograder/collection.py says how the id is read;
+`--id-pattern REGEX` changes it), or a .zip of either. The submissions are read, never
+modified; files no student could be found for are listed in OUT/unassigned_files.csv.
 
 Each blank of each student is graded in a fresh sandboxed process (autograder/sandbox.py): the
 kit's trusted setup, the student's solution cell for that blank (found by autograder/locate.py),
@@ -39,9 +41,29 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the kit, when run as a script
 
-from autograder import course, gradebook, locate, sandbox  # noqa: E402
+
+def use_the_kit_environment() -> None:
+    """Run under the repository's .venv (made by `make env`) when started with a Python that
+    lacks the kit's packages; say what to run when there is none."""
+    import importlib.util
+
+    if all(importlib.util.find_spec(name) for name in ("torch", "nbgrader", "IPython")):
+        return
+    venv = ROOT / ".venv" / "bin" / "python"
+    if venv.is_file() and Path(sys.prefix).resolve() != venv.parent.parent.resolve():
+        os.execv(str(venv), [str(venv), str(Path(__file__).resolve()), *sys.argv[1:]])
+    raise SystemExit(f"error: this Python ({sys.executable}) does not have the kit's packages "
+                     f"(torch, nbgrader). Run `make env` in {ROOT} (it creates .venv with "
+                     "them), then run this command again.")
+
+
+if __name__ == "__main__":
+    use_the_kit_environment()
+
+from autograder import collection, course, gradebook, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
@@ -355,7 +377,23 @@ def record(results: list[StudentResult], keys: dict[str, str], out: Path) -> dic
     return problems
 
 
-def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
+def write_unassigned(unassigned: list, out: Path) -> None:
+    """Files no student could be found for: printed, and listed in OUT/unassigned_files.csv."""
+    path = out / "unassigned_files.csv"
+    if not unassigned:
+        path.unlink(missing_ok=True)
+        return
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "reason"])
+        writer.writerows([item.file, item.reason] for item in unassigned)
+    print(f"warning: {len(unassigned)} file(s) not graded, listed in {path}:", file=sys.stderr)
+    for item in unassigned:
+        print(f"  {item.file}: {item.reason}", file=sys.stderr)
+
+
+def grade(submissions: Path, out: Path, jobs: int = 1,
+          id_pattern: str | None = None) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
@@ -366,11 +404,13 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
         references_changed()
     with tempfile.TemporaryDirectory() as tmp:
         class_folder = find_class_folder(submissions, Path(tmp))
-        students = sorted(p for p in class_folder.iterdir()
-                          if p.is_dir() and not p.name.startswith((".", "__")))
+        students, unassigned = collection.gather(class_folder, Path(tmp), id_pattern)
+        write_unassigned(unassigned, out)
         if not students:
-            raise SystemExit(f"error: {submissions} holds no student folders. Expected one "
-                             "subfolder per student id, each with the student's notebooks.")
+            raise SystemExit(f"error: {submissions} holds no student folders and no notebooks "
+                             "named after students. Expected one subfolder per student id, or "
+                             "files named as Canvas or Moodle export them, or <student_id>.ipynb "
+                             "(README: Grade a class; --id-pattern for other names).")
         points = max_points()
         release = locate.release_cells()
         kit = sandbox.kit_fingerprint()
@@ -427,18 +467,26 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Grade a class's SDS assignment notebooks.")
     parser.add_argument("submissions", type=Path,
-                        help="folder (or .zip) with one subfolder per student id")
+                        help="folder (or .zip) with one subfolder per student id, or of notebooks "
+                             "named as Canvas or Moodle export them, or <student_id>.ipynb")
+    parser.add_argument("--id-pattern", default=None, metavar="REGEX",
+                        help="read the student id from each file name with this regular "
+                             "expression, which needs a (?P<student_id>...) group (and may have "
+                             "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
-    results = grade(args.submissions, args.out, args.jobs)
+    results = grade(args.submissions, args.out, args.jobs, args.id_pattern)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
           f"{args.out / 'feedback'}/")
+    if (args.out / "unassigned_files.csv").is_file():
+        print(f"some files were not graded (no student id found): see "
+              f"{args.out / 'unassigned_files.csv'}")
 
 
 if __name__ == "__main__":
