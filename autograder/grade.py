@@ -219,16 +219,19 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
     rows = []
     for nb, gid, score, maximum in result.cells:
         message = result.messages.get(gid, "")
-        rows.append(f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {maximum:g}</td>"
+        rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True))}</td>"
+                    f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
     flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
     total = sum(c[2] for c in result.cells)
     maximum = sum(c[3] for c in result.cells)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
-            f"{html.escape(result.student_id)}</title></head><body>"
+            f"{html.escape(result.student_id)}</title><style>pre {{ white-space: pre-wrap; }} "
+            "td, th { border: 1px solid #555; padding: 4px 8px; vertical-align: top; } "
+            "table { border-collapse: collapse; }</style></head><body>"
             f"<h1>{html.escape(COURSE.notebooks[0])}: {total:g} / {maximum:g}</h1>"
             + (f"<h2>Notes on your submission</h2><ul>{flags}</ul>" if flags else "")
-            + "<table border='1'><tr><th>test</th><th>points</th><th>result</th></tr>"
+            + "<table><tr><th>test</th><th>points</th><th>result</th></tr>"
             + "".join(rows) + "</table></body></html>")
     destination = out / "feedback" / result.student_id / f"{notebook}.html"
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,11 @@ def test_points_and_flags(graded):
     assert not wrong, "\n".join(wrong)
 
 
+def test_lost_labels_are_not_called_edited_tests(graded):
+    flags = graded["rows"]["metadata_lost"]["flags"]
+    assert "labels missing" in flags and "edited" not in flags, flags
+
+
 def test_flags_reach_the_students_feedback(graded):
     html = (graded["out"] / "feedback" / "patch_allclose" / "sds_assignment.html").read_text()
     assert "tampering" in html
