@@ -8,6 +8,7 @@ every test here; the plain nbgrader recipe of the README is run on three of its 
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import zipfile
 
 import pytest
 
-from autograder import collection, gradebook, submissions
+from autograder import collection, grade, gradebook, submissions
 from sdskit.paths import ROOT
 
 POINTS_PER_BLANK = 2.0
@@ -124,6 +125,29 @@ def test_nbgrader_gradebook_holds_the_same_points(graded):
     recorded = gradebook.read_gradebook(out / "course", sorted(expected))
     assert recorded == expected
     assert not any("nbgrader could not" in row["flags"] for row in graded["rows"].values())
+
+
+def test_class_report_counts_students_per_whole_message(graded):
+    out = graded["out"]
+    with open(out / "class_report.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    results = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
+    failures = [r for r in rows if r["failure_message"]]
+    assert failures and any(re.search(r"\d", r["failure_message"]) for r in failures)
+    for row in failures:
+        messages = [" ".join(r["messages"].get(f"{row['blank']}_{cases}", "").split())
+                    for r in results for cases in ("visible", "hidden")]
+        for part in row["failure_message"].split(" / "):  # every word kept, none cut
+            assert any(part in message for message in messages), part
+        having = {r["student_id"] for r in results for cases in ("visible", "hidden")
+                  if grade._message_kind(r["messages"].get(f"{row['blank']}_{cases}", ""))
+                  == row["failure_message"]}
+        assert int(row["students"]) == len(having), row
+    for row in rows:
+        passing = sum(all(p == m for _, gid, p, m in r["cells"] if gid.startswith(row["blank"]))
+                      for r in results)
+        assert int(row["students_passing"]) == passing
+        assert float(row["pass_rate"]) == pytest.approx(passing / len(results), abs=1e-3)
 
 
 def test_unassigned_files_are_reported(graded):
