@@ -211,6 +211,7 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     assert all(line in readme for line in RECIPE_CONFIG[1:]), "README and test disagree"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env["OMP_NUM_THREADS"] = "1"  # the kernels' small tensors: one thread takes half the CPU
     found = subprocess.run([sys.executable, "-c", "import sdskit"], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
     assert found.returncode == 0, "the kit is not installed in this environment: run `make env`"
