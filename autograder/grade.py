@@ -261,7 +261,7 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
 
 def _message_kind(message: str) -> str:
     """A failure message on one line, whole: numbers and words kept, the blank's header line
-    ("blank6: not yet right.") and list dashes dropped."""
+    ("Blank 6 (the SDS gradient): not yet right.") and list dashes dropped."""
     lines = [line.strip().lstrip("- ").strip() for line in message.strip().splitlines()]
     lines = [line for line in lines if line and not re.fullmatch(r".*: not yet right\.",
                                                                    line)]
