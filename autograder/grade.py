@@ -88,7 +88,7 @@ def find_class_folder(submissions: Path, workdir: Path) -> Path:
         entries = [p for p in target.iterdir() if not p.name.startswith(("__MACOSX", "."))]
         # A zip of the class folder itself holds one top folder with the student folders inside.
         if len(entries) == 1 and entries[0].is_dir() and not any(
-                (entries[0] / name).exists() for name in COURSE.notebooks):
+                (entries[0] / name).exists() for name in locate.NAMES):
             return entries[0]
         return target
     raise SystemExit(f"error: SUBMISSIONS should be a folder or a .zip file, but {submissions} "

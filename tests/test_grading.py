@@ -9,10 +9,12 @@ import sys
 import pytest
 
 from autograder import gradebook, submissions
-from sdskit.paths import ROOT
+from sdskit.config import COURSE
+from sdskit.paths import NOTEBOOKS, ROOT
 
 POINTS_PER_BLANK = 2.0
 BLANKS = sorted(submissions.BLANKS)
+KOREAN = COURSE.edition(submissions.NOTEBOOK, "ko")
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,9 @@ def graded(tmp_path_factory):
     submissions.write_submission(folder, "solution", solution)
     submissions.write_submission(folder, "release", {})
     submissions.write_submission(folder, "alternatives", {**solution, **submissions.ALTERNATIVES})
+    # The Korean edition, filled with the solution: graded exactly as the English one.
+    submissions.write_submission(folder, "korean", solution, NOTEBOOKS / KOREAN)
+    expected["korean"] = {b: POINTS_PER_BLANK for b in BLANKS}
     for blank in BLANKS:
         submissions.write_submission(folder, f"mistake{blank}",
                                      {**solution, blank: submissions.MISTAKES[blank]})
@@ -50,7 +55,8 @@ def test_every_student_gets_a_row(graded):
     assert set(graded["rows"]) == set(graded["expected"])
 
 
-@pytest.mark.parametrize("student", ["solution", "release", "alternatives", "missing", "broken",
+@pytest.mark.parametrize("student", ["solution", "release", "alternatives", "korean",
+                                     "missing", "broken",
                                      *[f"mistake{b}" for b in BLANKS]])
 def test_points_per_blank(graded, student):
     row = graded["rows"][student]
@@ -64,6 +70,7 @@ def test_reasons_are_written_down(graded):
     assert "missing" in graded["rows"]["missing"]["notes"]
     assert "not a readable notebook" in graded["rows"]["broken"]["notes"]
     assert graded["rows"]["solution"]["notes"] == ""
+    assert graded["rows"]["korean"]["notes"] == graded["rows"]["korean"]["flags"] == ""
 
 
 def test_cells_csv_and_feedback(graded):
