@@ -1,8 +1,8 @@
 """Grade a whole class: `python autograder/grade.py SUBMISSIONS --out OUT [--jobs N]`.
 
 SUBMISSIONS is a folder with one subfolder per student id, each holding that student's
-notebook (e.g. `alice/sds_assignment.ipynb`), or a .zip of such a folder. The submissions
-are read, never modified.
+notebook (e.g. `alice/sds_assignment.ipynb`, or the Korean edition's `sds_assignment_ko.ipynb`),
+or a .zip of such a folder. The submissions are read, never modified.
 
 Each blank of each student is graded in a fresh sandboxed process (autograder/sandbox.py): the
 kit's trusted setup, the student's solution cell for that blank (found by autograder/locate.py),
