@@ -3,9 +3,9 @@ notebook, and beside it the translation of its markdown cells, solutions/transla
 <notebook>_<language>.md (sds_assignment_ko.md). Code cells, tests, points and grade ids come
 from the English notebook unchanged; only the markdown cells' text is replaced.
 
-    python scripts/make_translation.py                    # which translations are missing or out of date
-    python scripts/make_translation.py --accept ko md_9   # md_9's Korean now matches its English: record that
-    python scripts/make_translation.py --out DIR          # write the translated solution notebooks to DIR
+    python scripts/make_translation.py                   # what is missing or out of date
+    python scripts/make_translation.py --accept ko md_9  # md_9's Korean matches its English now
+    python scripts/make_translation.py --out DIR         # the translated solution notebooks
 
 In the translation file each cell's text follows a marker line naming its grade_id and the
 SHA-256 of the English source it was translated from:
@@ -39,7 +39,9 @@ _HEADER = ("<!-- The {language} text of every markdown cell of solutions/{notebo
            "text under a cell's marker; the marker holds the hash of the English it translates. "
            "scripts/make_translation.py says how to update a cell. -->\n")
 
-# What a translation keeps exactly as the English has it: code, formulas, links and images.
+# What a translation keeps exactly as the English has it: code, formulas, links and images,
+# and nbgrader's solution markers (in a markdown answer cell, what lies between them is cleared).
+_SOLUTION = re.compile(r"^[ \t]*### (?:BEGIN|END) SOLUTION[ \t]*$", re.M)
 _FENCED = re.compile(r"^```.*?^```", re.M | re.S)
 _CODE = re.compile(r"`[^`\n]+`")
 _DISPLAY_MATH = re.compile(r"\$\$.+?\$\$", re.S)
@@ -100,15 +102,18 @@ def write_translation(path: Path, notebook: str, language: str,
 
 
 def _kept(text: str) -> dict[str, set[str]]:
-    """The code, formulas and link targets of a markdown text, by kind."""
+    """The code, formulas, link targets and solution markers of a markdown text, by kind."""
+    markers = set(_SOLUTION.findall(text))
     fenced = set(_FENCED.findall(text))
     text = _FENCED.sub(" ", text)
     code = set(_CODE.findall(text))
     text = _CODE.sub(" ", text)
     display = set(_DISPLAY_MATH.findall(text))
     text = _DISPLAY_MATH.sub(" ", text)
-    return {"code block": fenced, "code": code, "formula": display | set(_INLINE_MATH.findall(text)),
-            "link or image": {a or b for a, b in _TARGET.findall(text)}}
+    inline = set(_INLINE_MATH.findall(text))
+    return {"code block": fenced, "code": code, "formula": display | inline,
+            "link or image": {a or b for a, b in _TARGET.findall(text)},
+            "solution marker": markers}
 
 
 def differences(english: str, translated: str) -> list[str]:
@@ -141,8 +146,8 @@ def problems(notebook: dict, translation: dict[str, Translated], where: str,
         ids.add(gid)
         english = source(cell)
         if gid not in translation:
-            found.append(f"{gid} has no translation in {where}: run `python scripts/"
-                         f"make_translation.py`, paste the block it prints for {gid} and translate it")
+            found.append(f"{gid} has no translation in {where}: run `python scripts/make_"
+                         f"translation.py`, paste the block it prints for {gid}, translate it")
         elif translation[gid].sha256 != sha256(english):
             found.append(f"{gid} changed in English since it was translated: update its text in "
                          f"{where} (`git log -p solutions/` shows the change), then run `python "
@@ -181,7 +186,8 @@ def editions() -> list[tuple[str, str]]:
 
 def edition_notebook(notebook: str, language: str) -> dict:
     """The translated solution notebook: nbgrader's source for the edition's release."""
-    return translate(read_notebook(notebook), read_translation(translation_file(notebook, language)))
+    translation = read_translation(translation_file(notebook, language))
+    return translate(read_notebook(notebook), translation)
 
 
 def report() -> int:

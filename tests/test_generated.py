@@ -63,7 +63,8 @@ def test_release_is_what_nbgrader_makes_of_the_solutions(tmp_path):
     for name in COURSE.released:
         made = json.loads((tmp_path / name).read_text())
         committed = json.loads((NOTEBOOKS / name).read_text())
-        assert committed == made, f"notebooks/{name} drifted from solutions/{name}; {REGENERATE}"
+        assert committed == made, \
+            f"notebooks/{name} drifted from what make_release.py makes of solutions/; {REGENERATE}"
 
 
 def test_setup_cells_carry_the_configured_repository():

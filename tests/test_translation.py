@@ -63,6 +63,9 @@ def test_a_lost_formula_code_span_or_image_is_named():
     assert found == ["lacks the formula $\\nabla_\\theta$",
                      "lacks the link or image attachment:pipeline.png",
                      "has the link or image other.png that the English does not"]
+    answer = "**Answers**\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"
+    assert make_translation.differences(answer, "**답**\n### BEGIN SOLUTION\n그래서.") == [
+        "lacks the solution marker ### END SOLUTION"]
 
 
 def test_the_translation_file_reads_back_as_written(tmp_path):
