@@ -35,9 +35,9 @@ from sdskit.paths import SOLUTIONS  # noqa: E402
 
 TRANSLATIONS = SOLUTIONS / "translations"
 _MARKER = re.compile(r"^<!-- cell (\S+) \| English sha256 ([0-9a-f]{64}) -->$", re.M)
-_HEADER = ("<!-- The {language} text of every markdown cell of solutions/{notebook}. Edit the "
-           "text under a cell's marker; the marker holds the hash of the English it translates. "
-           "scripts/make_translation.py says how to update a cell. -->\n")
+_HEADER = ("<!-- Translation ({language}) of every markdown cell of solutions/{notebook}.\n"
+           "Edit the text under a cell's marker; the marker holds the hash of the English it\n"
+           "translates. scripts/make_translation.py says how to update a cell. -->\n")
 
 # What a translation keeps exactly as the English has it: code, formulas, links and images,
 # and nbgrader's solution markers (in a markdown answer cell, what lies between them is cleared).
