@@ -3,7 +3,7 @@
 #               run the solution notebooks on the CPU
 #   make test   create the environment and run the whole test suite
 # And for instructors:
-#   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
+#   make regenerate   rebuild every generated file (tiny model, reference tensors, figures, notebooks/)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 
 VENV ?= .venv
@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references release grade benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references figures release grade benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,14 @@ tiny-model: env
 references: env
 	$(PY) scripts/make_references.py
 
+# The notebook's stored figures (assets/figures/*.png), attached to its markdown cells.
+figures: env
+	$(PY) scripts/make_figures.py
+
 release: env
 	$(PY) scripts/make_release.py
 
-regenerate: tiny-model references release
+regenerate: tiny-model references figures release
 
 demo: tiny-model release sandbox
 	rm -rf build/examples build/demo
