@@ -41,9 +41,10 @@ def make_release(out: Path) -> list[Path]:
                 print(f"note: {name} has {len(stale)} translation problems (`python "
                       "scripts/make_translation.py` lists them); cells without a translation "
                       "stay in English")
-            (root / "source" / COURSE.assignment / name).write_text(json.dumps(
-                make_translation.edition_notebook(notebook, language), indent=1,
-                ensure_ascii=False) + "\n", encoding="utf-8")
+            edition = make_translation.edition_notebook(notebook, language)
+            course.strip_model_answers(edition)  # as course.create does for the English
+            (root / "source" / COURSE.assignment / name).write_text(
+                json.dumps(edition, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         release = course.generate_release(root)
         out.mkdir(parents=True, exist_ok=True)
         written = []

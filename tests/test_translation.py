@@ -90,3 +90,17 @@ def test_the_edition_differs_from_the_english_only_in_prose(notebook, language):
             assert _without_prose(ours) == _without_prose(theirs), make_translation.grade_id(ours)
         else:
             assert ours == theirs, make_translation.grade_id(ours)
+
+
+def test_no_release_holds_model_answers():
+    """The "think about it" answers are cut from every edition, as from the English."""
+    stubbed = {}
+    for name in COURSE.released:
+        cells = json.loads((NOTEBOOKS / name).read_text())["cells"]
+        leaked = [make_translation.grade_id(c) for c in cells
+                  if "BEGIN SOLUTION" in make_translation.source(c)
+                  or "END SOLUTION" in make_translation.source(c)]
+        assert not leaked, f"notebooks/{name} holds model answers in {leaked}"
+        stubbed[name] = {make_translation.grade_id(c) for c in cells
+                         if "YOUR ANSWER HERE" in make_translation.source(c)}
+    assert len(set(map(frozenset, stubbed.values()))) == 1, stubbed
