@@ -94,9 +94,11 @@ class Located:
 
 
 def _normal_name(name: str) -> str:
-    """`Copy of sds_assignment (1).ipynb` -> `sds_assignment.ipynb`."""
+    """`Copy of sds_assignment (1).ipynb` -> `sds_assignment.ipynb`; Colab and Drive in Korean
+    name copies `sds_assignment_ko.ipynb의 사본` and `사본 - sds_assignment_ko.ipynb`."""
     stem = Path(name).stem
-    stem = re.sub(r"^(copy of |copie de |kopie von )+", "", stem, flags=re.I)
+    stem = re.sub(r"^(copy of |copie de |kopie von |사본 ?- ?)+", "", stem, flags=re.I)
+    stem = re.sub(r"(\.ipynb)?[ _]?의[ _]?사본$", "", stem)
     stem = re.sub(r"(\s*\(\d+\)|[ _-]copy|[ _-]\d+)+$", "", stem, flags=re.I)
     return stem.strip().lower() + ".ipynb"
 

@@ -71,7 +71,7 @@ def test_setup_cells_carry_the_configured_repository():
     for folder, names in ((SOLUTIONS, COURSE.notebooks), (NOTEBOOKS, COURSE.released)):
         for name in names:
             text = (folder / name).read_text()
-            assert f'KIT_REPO = \\"{COURSE.repo_url}\\"' in text, \
+            assert f'STUDENT_REPO = \\"{COURSE.student_repo_url}\\"' in text, \
                 f"{folder.name}/{name}'s setup cell has another URL than sdskit/config.py; {REGENERATE}"
 
 

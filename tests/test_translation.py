@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from autograder import locate
 from scripts import make_translation
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
@@ -104,3 +105,10 @@ def test_no_release_holds_model_answers():
         stubbed[name] = {make_translation.grade_id(c) for c in cells
                          if "YOUR ANSWER HERE" in make_translation.source(c)}
     assert len(set(map(frozenset, stubbed.values()))) == 1, stubbed
+
+
+@pytest.mark.parametrize("name", ["sds_assignment_ko.ipynb", "Copy of sds_assignment_ko.ipynb",
+                                  "sds_assignment_ko.ipynb의 사본.ipynb",
+                                  "사본 - sds_assignment_ko (1).ipynb"])
+def test_a_copy_of_the_korean_notebook_is_known_by_its_name(name):
+    assert locate._normal_name(name) in locate.NAMES
