@@ -13,8 +13,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references figures release student grade \
-	benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references figures release student grade benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
