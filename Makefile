@@ -15,10 +15,11 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: env sandbox demo test regenerate tiny-model references figures release student grade benchmark clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 env: $(VENV)/.installed

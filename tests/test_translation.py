@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from autograder import locate
+from autograder import collection, locate
 from scripts import make_translation
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
@@ -112,3 +112,11 @@ def test_no_release_holds_model_answers():
                                   "사본 - sds_assignment_ko (1).ipynb"])
 def test_a_copy_of_the_korean_notebook_is_known_by_its_name(name):
     assert locate._normal_name(name) in locate.NAMES
+
+
+def test_a_korean_notebook_in_an_lms_export_is_its_students():
+    rules = collection.compile_rules(None)
+    korean = COURSE.edition("sds_assignment.ipynb", "ko")
+    assert collection.read_name(f"kimmin_1010_5010_{korean}", rules)[:2] == ("1010", korean)
+    student, _, reason = collection.read_name(korean, rules)
+    assert student is None and "named like the assignment" in reason
