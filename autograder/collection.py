@@ -18,8 +18,9 @@ Two layouts, also mixed, in a folder or a .zip (autograder/grade.py unpacks it f
   folder). It is matched against the whole file name.
 
 A file that no rule matches, that two rules read as different students, or that is named like
-the assignment itself (`sds_assignment.ipynb` at the top, with no student in its name) is not
-graded; it is reported (printed and listed in OUT/unassigned_files.csv), never silently dropped.
+the assignment itself (`sds_assignment.ipynb` or an edition's `sds_assignment_ko.ipynb` at the
+top, with no student in its name) is not graded; it is reported (printed and listed in
+OUT/unassigned_files.csv), never silently dropped.
 """
 
 import re
@@ -82,7 +83,7 @@ def read_name(filename: str, rules: dict[str, re.Pattern]) -> tuple[str | None, 
         name = locate.NOTEBOOK  # <id>.ipynb is that student's notebook, not a renamed one
     if not _SAFE_ID.match(student) or student in (".", ".."):
         return None, filename, f"the student id {student!r} it gives is not a usable folder name"
-    if list(found) == [FALLBACK] and locate._normal_name(filename) == name:
+    if list(found) == [FALLBACK] and locate._normal_name(filename) in locate.NAMES:
         return None, filename, "named like the assignment itself, with no student id in it"
     return student, name, ""
 

@@ -1,10 +1,11 @@
 """Grade a whole class: `python autograder/grade.py SUBMISSIONS --out OUT [--jobs N]`.
 
 SUBMISSIONS is a folder with one subfolder per student id, each holding that student's
-notebook (e.g. `alice/sds_assignment.ipynb`), or a flat folder of notebooks named as Canvas or
-Moodle export them or `<student_id>.ipynb` (autograder/collection.py says how the id is read;
-`--id-pattern REGEX` changes it), or a .zip of either. The submissions are read, never
-modified; files no student could be found for are listed in OUT/unassigned_files.csv.
+notebook (e.g. `alice/sds_assignment.ipynb`, or the Korean edition's `sds_assignment_ko.ipynb`),
+or a flat folder of notebooks named as Canvas or Moodle export them or `<student_id>.ipynb`
+(autograder/collection.py says how the id is read; `--id-pattern REGEX` changes it), or a .zip of
+either. The submissions are read, never modified; files no student could be found for are listed
+in OUT/unassigned_files.csv.
 
 Each blank of each student is graded in a fresh sandboxed process (autograder/sandbox.py): the
 kit's trusted setup, the student's solution cell for that blank (found by autograder/locate.py),
@@ -110,7 +111,7 @@ def find_class_folder(submissions: Path, workdir: Path) -> Path:
         entries = [p for p in target.iterdir() if not p.name.startswith(("__MACOSX", "."))]
         # A zip of the class folder itself holds one top folder with the student folders inside.
         if len(entries) == 1 and entries[0].is_dir() and not any(
-                (entries[0] / name).exists() for name in COURSE.notebooks):
+                (entries[0] / name).exists() for name in locate.NAMES):
             return entries[0]
         return target
     raise SystemExit(f"error: SUBMISSIONS should be a folder or a .zip file, but {submissions} "

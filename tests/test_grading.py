@@ -17,7 +17,8 @@ import zipfile
 import pytest
 
 from autograder import collection, grade, gradebook, submissions
-from sdskit.paths import ROOT
+from sdskit.config import COURSE
+from sdskit.paths import NOTEBOOKS, ROOT
 
 POINTS_PER_BLANK = 2.0
 BLANKS = sorted(submissions.BLANKS)
@@ -26,6 +27,8 @@ CANVAS = {"1001": "completeann_1001_5001_sds_assignment.ipynb",
           "1002": "late_partlybo_1002_5002_sds_assignment.ipynb",
           "1003": "blankcy_1003_5003_sds_assignment.ipynb"}
 UNASSIGNED = ("Copy of sds_assignment.ipynb", "readme.txt")
+# A student who did the Korean edition (Canvas naming): graded exactly as the English one.
+KOREAN = f"kimmin_1010_5010_{COURSE.edition(submissions.NOTEBOOK, 'ko')}"
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,9 @@ def graded(tmp_path_factory):
             b: 0.0 if b == blank else POINTS_PER_BLANK for b in BLANKS}
     for name, filled in answers.items():
         (flat / name).write_text(json.dumps(submissions.fill(filled), indent=1))
+    korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"))
+    (flat / KOREAN).write_text(json.dumps(korean, indent=1, ensure_ascii=False))
+    expected["1010"] = {b: POINTS_PER_BLANK for b in BLANKS}
     (flat / "missingmo_1009_5009_notes.txt").write_text("forgot the notebook")
     (flat / "broken.ipynb").write_text('{"cells": [ this is not json')
     expected["1009"] = expected["broken"] = {b: 0.0 for b in BLANKS}
@@ -73,8 +79,9 @@ def test_every_student_gets_a_row(graded):
     assert set(graded["rows"]) == set(graded["expected"])
 
 
-@pytest.mark.parametrize("student", ["1001", "1002", "1003", "1007", "1009", "alternatives",
-                                     "broken", *[f"mistake{b}" for b in BLANKS[:-1]]])
+@pytest.mark.parametrize("student", ["1001", "1002", "1003", "1007", "1009", "1010",
+                                     "alternatives", "broken",
+                                     *[f"mistake{b}" for b in BLANKS[:-1]]])
 def test_points_per_blank(graded, student):
     row = graded["rows"][student]
     got = {b: float(row[f"blank{b}"]) for b in BLANKS}
@@ -86,7 +93,8 @@ def test_points_per_blank(graded, student):
 def test_reasons_are_written_down(graded):
     assert "missing" in graded["rows"]["1009"]["notes"]
     assert "not a readable notebook" in graded["rows"]["broken"]["notes"]
-    assert graded["rows"]["1001"]["notes"] == "" and graded["rows"]["1001"]["flags"] == ""
+    for student in ("1001", "1010"):  # the English solution and the Korean one
+        assert graded["rows"][student]["notes"] == "" and graded["rows"][student]["flags"] == ""
 
 
 def test_cells_csv_and_feedback(graded):
