@@ -21,7 +21,7 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
               export, printing the loop's peak and the export's peak allocated memory; then the
               same again under a memory cap just above the loop's peak
               (torch.cuda.set_per_process_memory_fraction), to show that it completes
-  --explore   times the step's parts eager and under each torch.compile mode (VAE encoder
+  --explore vae,nerf  times the step's parts eager and under each torch.compile mode (VAE encoder
               forward+backward at 512, NeRF render+backward), to choose the fast path's modes
   --profile   where a step's time goes (torch.profiler's top operations, CPU and GPU)
 """
@@ -225,11 +225,12 @@ def final_cell_only(folder, steps, vram_o, cap):
     peaks = {}
     real_export = T.export
 
-    def export(result, out_dir, device):  # the kit's export, with the peaks read around it
+    def export(result, out_dir, device, loop_peak=None):  # the kit's export, peaks read around it
         peaks["loop"] = peak_gib(device)
+        peaks["before"] = torch.cuda.memory_allocated() / 2 ** 30
         torch.cuda.reset_peak_memory_stats()
-        peaks["samples"] = T.export_samples(device, result.config.nerf)
-        real_export(result, out_dir, device)
+        peaks["samples"] = T.export_samples(device, result.config.nerf, loop_peak)
+        real_export(result, out_dir, device, loop_peak)
         peaks["export"] = peak_gib(device)
 
     T.export = export
@@ -245,7 +246,8 @@ def final_cell_only(folder, steps, vram_o, cap):
     print(f"FINAL|{peaks['loop']:.3f}|{peaks['export']:.3f}| final cell, {mode}, {where}: {steps} "
           f"steps at {result.seconds / steps * 1e3:.0f} ms, completed in {seconds:.0f} s; loop peak "
           f"{peaks['loop']:.2f} GiB, export peak {peaks['export']:.2f} GiB allocated "
-          f"({peaks['samples']} samples per piece); wrote {', '.join(files)}", flush=True)
+          f"({peaks['before']:.2f} GiB before it; {peaks['samples']} samples per piece, "
+          f"{(peaks['export'] - peaks['before']) * 2 ** 30 / peaks['samples']:.0f} B each); wrote {', '.join(files)}", flush=True)
 
 
 def check_fast_matches_eager(sd, device):
@@ -277,6 +279,10 @@ def warm_up_fast(sd, device, cfg):
 def fast_step(sd, device, steps, cfg, eager_step, floor):
     """The fast path: equivalence with eager, compile time, it/s, ratio to the floor, peak."""
     loss0, grad0 = check_fast_matches_eager(sd, device)
+    # what fp16 rounding alone moves: the same eager step with other kernels (channels_last)
+    sd.unet.to(memory_format=torch.channels_last)
+    sd.vae.encoder.to(memory_format=torch.channels_last)
+    loss_b, grad_b = check_fast_matches_eager(sd, device)
     start = time.perf_counter()
     T.fast_path(sd)
     warm_up_fast(sd, device, cfg)
@@ -284,7 +290,9 @@ def fast_step(sd, device, steps, cfg, eager_step, floor):
     loss1, grad1 = check_fast_matches_eager(sd, device)
     print(f"fast vs eager, one train_step (same t and noise, guidance 100): loss {float(loss0):.6g} "
           f"vs {float(loss1):.6g} (rel. err. {rel_err(loss1, loss0):.2e}); gradient on pred_rgb "
-          f"rel. err. {rel_err(grad1, grad0):.2e}", flush=True)
+          f"rel. err. {rel_err(grad1, grad0):.2e}. fp16 rounding alone (eager, channels_last "
+          f"kernels): loss {rel_err(loss_b, loss0):.2e}, gradient {rel_err(grad_b, grad0):.2e}",
+          flush=True)
     s, p = step_time(sd, device, steps, replace(cfg, fast=True), warm=False)
     print(f"STEP fast (fast=True): {s * 1e3:.1f} ms = {1 / s:.2f} it/s; step/floor = {s / floor:.2f}; "
           f"peak {p:.2f} GiB; compile + warm-up {compile_s:.0f} s; eager {eager_step * 1e3:.1f} ms = "
@@ -292,41 +300,39 @@ def fast_step(sd, device, steps, cfg, eager_step, floor):
     return s
 
 
-def explore(sd, device, cfg, repeats):
+def explore(sd, device, cfg, repeats, parts=("vae", "nerf")):
     """The step's parts, eager and under each torch.compile mode, to choose the fast path's modes."""
     from sdskit import nerf as N
     image = torch.rand(1, 3, 512, 512, device=device, dtype=sd.precision_t, requires_grad=True)
 
     def vae():
+        torch.compiler.cudagraph_mark_step_begin()
         z = sd.vae.encode(2 * image - 1).latent_dist.sample()
         z.float().sum().backward()
 
     encoder = sd.vae.encoder
-    print(f"explore: VAE enc fwd+bwd@512 eager: {timed(vae, device, repeats) * 1e3:.1f} ms", flush=True)
-    encoder.to(memory_format=torch.channels_last)
-    print(f"explore: VAE enc fwd+bwd@512 eager channels_last: {timed(vae, device, repeats) * 1e3:.1f} ms",
-          flush=True)
-    for mode in ("default", "reduce-overhead"):
+    variants = [(layout, benchmark_flag, mode) for layout in ("contiguous", "channels_last")
+                for benchmark_flag in (False, True) for mode in (None, "reduce-overhead")]
+    for layout, benchmark_flag, mode in variants if "vae" in parts else []:
         torch._dynamo.reset()
-        sd.vae.encoder = torch.compile(encoder, mode=mode, dynamic=False)
+        torch.backends.cudnn.benchmark = benchmark_flag
+        encoder.to(memory_format=getattr(torch, "channels_last" if layout == "channels_last"
+                                         else "contiguous_format"))
+        sd.vae.encoder = encoder if mode is None else torch.compile(encoder, mode=mode, dynamic=False)
         start = time.perf_counter()
         for _ in range(3):
-            torch.compiler.cudagraph_mark_step_begin()
             vae()
         sync(device)
-        compile_s = time.perf_counter() - start
-
-        def marked():
-            torch.compiler.cudagraph_mark_step_begin()
-            vae()
-        print(f"explore: VAE enc fwd+bwd@512 compiled {mode}: {timed(marked, device, repeats) * 1e3:.1f} ms "
-              f"(compile {compile_s:.0f} s)", flush=True)
-    sd.vae.encoder = encoder
+        print(f"explore: VAE enc fwd+bwd@512 {layout}, cudnn.benchmark {benchmark_flag}, "
+              f"{mode or 'eager'}: {timed(vae, device, repeats) * 1e3:.1f} ms "
+              f"(first three calls {time.perf_counter() - start:.0f} s)", flush=True)
+    sd.vae.encoder = encoder.to(memory_format=torch.contiguous_format)
+    torch.backends.cudnn.benchmark = False
     torch._dynamo.reset()
 
     model = N.NeRF(cfg.nerf).to(device)
     g = torch.Generator(device=device).manual_seed(0)
-    for shading in ("albedo", "lambertian"):
+    for shading in ("albedo", "lambertian") if "nerf" in parts else []:
         for mode in (None, "default", "reduce-overhead"):
             renderer = None if mode is None else torch.compile(N.render_rays, mode=mode, dynamic=False)
 
@@ -382,7 +388,7 @@ def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, sm
     if model_folder:
         final_cell_runs(model_folder, final_steps)
     if explore_parts:
-        explore(sd, device, cfg, repeats)
+        explore(sd, device, cfg, repeats, explore_parts)
     fast_s = None
     if fast:
         try:
@@ -410,7 +416,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-fast", action="store_true", help="skip the fast path")
     parser.add_argument("--no-final-cell", action="store_true", help="skip the final-cell memory runs")
-    parser.add_argument("--explore", action="store_true", help="time the parts under each compile mode")
+    parser.add_argument("--explore", default="", help="time these parts (vae,nerf) under each compile mode")
     parser.add_argument("--profile", action="store_true", help="print where a step's time goes")
     parser.add_argument("--final-cell-only", metavar="FOLDER", help=argparse.SUPPRESS)
     parser.add_argument("--vram-o", action="store_true", help=argparse.SUPPRESS)
@@ -442,7 +448,7 @@ def main():
             benchmark(name, sd, device, args.steps, args.repeats,
                       model_folder=folder if first and not args.no_final_cell else None,
                       fast=first and not args.no_fast, profile=args.profile and first,
-                      explore_parts=args.explore and first, final_steps=args.final_steps)
+                      explore_parts=[p for p in args.explore.split(",") if p] if first else [], final_steps=args.final_steps)
             del sd
             torch._dynamo.reset()
             torch.cuda.empty_cache()
