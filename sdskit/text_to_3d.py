@@ -308,7 +308,8 @@ def export_samples(device, nerf_config, loop_peak=None) -> int:
     free += torch.cuda.memory_reserved(device) - allocated  # cached by torch, free to reuse
     get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
     if get_fraction is not None:
-        free = min(free, get_fraction(device) * total - allocated)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        free = min(free, get_fraction(index) * total - allocated)
     budget = free / 2
     if loop_peak is not None:
         budget = min(budget, 0.8 * (loop_peak - allocated))
@@ -523,20 +524,22 @@ def show(result):
 
 # torch.compile modes, chosen with scripts/benchmark_sds_step.py --explore (NVIDIA H200, SD 2.1-base
 # architecture, fp16; forward and backward, median ms):
-#   VAE encoder at 512: eager 24.1, eager channels_last 31.6, compiled "default" 21.6,
-#                       "reduce-overhead" 18.1
+#   VAE encoder at 512: eager 24.2, eager channels_last 31.9, compiled "default" (channels_last)
+#                       21.6, "reduce-overhead" 16.6, "reduce-overhead" channels_last 18.4
+#                       (cudnn.benchmark: no change)
 #   NeRF render 64x64x64: albedo eager 7.95, "default" 8.86, "reduce-overhead" 3.65;
 #                         lambertian eager 9.36, "default" 11.68, "reduce-overhead" 4.84
 # "reduce-overhead" replays each as a CUDA graph: the launches of hundreds of small kernels
-# (the U-Net's ~1000) go, and Inductor fuses the pointwise work between them.
+# (the U-Net's ~1000) go, and Inductor fuses the pointwise work between them. Each new NeRF
+# (each run()) is recorded again in its first steps: its parameters live at new addresses.
 UNET_MODE = "reduce-overhead"
 VAE_MODE = "reduce-overhead"
 NERF_MODE = "reduce-overhead"
 
 
 def fast_path(sd):
-    """Speed up `sd`'s step on a GPU, in place: the U-Net and the VAE encoder (forward and
-    backward) channels_last and compiled (torch.compile; CUDA graphs). Same results within fp16
+    """Speed up `sd`'s step on a GPU, in place: the U-Net (channels_last) and the VAE encoder
+    (forward and backward) compiled (torch.compile; CUDA graphs). Same results within fp16
     rounding. The first steps after this compile (a minute or two); later steps are fast.
     Called by run() when TextTo3DConfig.fast is set. Returns sd."""
     if hasattr(sd.unet, "_orig_mod"):  # already done
@@ -547,7 +550,6 @@ def fast_path(sd):
                          "with vram_O=False, or leave fast off.")
     sd.unet.to(memory_format=torch.channels_last)
     sd.unet = torch.compile(sd.unet, mode=UNET_MODE, dynamic=False)
-    sd.vae.encoder.to(memory_format=torch.channels_last)
     sd.vae.encoder = torch.compile(sd.vae.encoder, mode=VAE_MODE, dynamic=False)
     return sd
 
