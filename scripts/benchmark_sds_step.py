@@ -202,11 +202,13 @@ def final_cell_runs(folder, steps):
         uncapped = _final_cell_process(folder, steps, vram_o, None)
         if uncapped is None:
             continue
-        cap = uncapped["loop"] + CAP_MARGIN_GIB
+        # what the loop held: its peak allocated memory, and what the allocator reserved for it
+        # (with offloading, fragmentation keeps more reserved than allocated)
+        cap = max(uncapped["loop"] + CAP_MARGIN_GIB, uncapped["reserved"] + 0.05)
         _final_cell_process(folder, steps, vram_o, cap)
 
 
-CAP_MARGIN_GIB = 0.25  # the cap: the loop's peak allocated memory + this
+CAP_MARGIN_GIB = 0.25  # the cap: the loop's peak allocated memory + this (or its peak reserved)
 
 
 def _final_cell_process(folder, steps, vram_o, cap):
@@ -220,8 +222,8 @@ def _final_cell_process(folder, steps, vram_o, cap):
               f"{done.stderr.strip()[-800:]}", flush=True)
         return None
     print(lines[-1], flush=True)
-    loop, export = (float(x) for x in lines[-1].split("|")[1:3])
-    return {"loop": loop, "export": export}
+    loop, export, reserved = (float(x) for x in lines[-1].split("|")[1:4])
+    return {"loop": loop, "export": export, "reserved": reserved}
 
 
 def final_cell_only(folder, steps, vram_o, cap):
@@ -236,6 +238,7 @@ def final_cell_only(folder, steps, vram_o, cap):
 
     def export(result, out_dir, device, loop_peak=None):  # the kit's export, peaks read around it
         peaks["loop"] = peak_gib(device)
+        peaks["reserved"] = torch.cuda.max_memory_reserved() / 2 ** 30
         peaks["before"] = torch.cuda.memory_allocated() / 2 ** 30
         torch.cuda.reset_peak_memory_stats()
         peaks["samples"] = T.export_samples(device, result.config.nerf, loop_peak)
@@ -252,9 +255,10 @@ def final_cell_only(folder, steps, vram_o, cap):
         files = sorted(p.name for p in Path(out_dir).iterdir())
     mode = "vram_O=True" if vram_o else "default"
     where = f"under a {cap:.2f} GiB cap" if cap else "no cap"
-    print(f"FINAL|{peaks['loop']:.3f}|{peaks['export']:.3f}| final cell, {mode}, {where}: {steps} "
+    print(f"FINAL|{peaks['loop']:.3f}|{peaks['export']:.3f}|{peaks['reserved']:.3f}| final cell, {mode}, {where}: {steps} "
           f"steps at {result.seconds / steps * 1e3:.0f} ms, completed in {seconds:.0f} s; loop peak "
-          f"{peaks['loop']:.2f} GiB, export peak {peaks['export']:.2f} GiB allocated "
+          f"{peaks['loop']:.2f} GiB (reserved {peaks['reserved']:.2f} GiB), export peak "
+          f"{peaks['export']:.2f} GiB allocated "
           f"({peaks['before']:.2f} GiB before it; {peaks['samples']} samples per piece, "
           f"{(peaks['export'] - peaks['before']) * 2 ** 30 / peaks['samples']:.0f} B each); wrote {', '.join(files)}", flush=True)
 
@@ -427,6 +431,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-fast", action="store_true", help="skip the fast path")
     parser.add_argument("--no-final-cell", action="store_true", help="skip the final-cell memory runs")
+    parser.add_argument("--final-cell", action="store_true", help="the final-cell memory runs alone")
     parser.add_argument("--explore", default="", help="time these parts (vae,nerf) under each compile mode")
     parser.add_argument("--profile", action="store_true", help="print where a step's time goes")
     parser.add_argument("--final-cell-only", metavar="FOLDER", help=argparse.SUPPRESS)
@@ -456,6 +461,9 @@ def main():
             print(f"\n{name}: built random weights and loaded in {time.perf_counter() - start:.0f} s; "
                   f"U-Net {sum(p.numel() for p in sd.unet.parameters()) / 1e6:.0f} M params")
             first = name == "SD 2.1-base"
+            if args.final_cell:
+                final_cell_runs(folder, args.final_steps)
+                continue
             benchmark(name, sd, device, args.steps, args.repeats,
                       model_folder=folder if first and not args.no_final_cell else None,
                       fast=first and not args.no_fast, profile=args.profile and first,
