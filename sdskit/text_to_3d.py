@@ -387,7 +387,8 @@ def density_grid(model, resolution, chunk=MAX_EXPORT_SAMPLES):
     """Density [R, R, R] and albedo [R, R, R, 3] (numpy, float32) sampled on a resolution^3 grid
     over [-bound, bound]^3, index [i, j, k] at (x_i, y_j, z_k); `chunk` points at a time."""
     bound = model.config.bound
-    device = next(model.parameters()).device
+    tensors = list(model.parameters()) + list(model.buffers())
+    device = tensors[0].device if tensors else torch.device("cpu")
     axis = torch.linspace(-bound, bound, resolution, device=device)
     sigma = torch.empty(resolution ** 3)
     albedo = torch.empty(resolution ** 3, 3)
