@@ -1,9 +1,10 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   create the environment, build the tiny model and the release, grade the example class,
-#               run the solution notebooks on the CPU
+#   make demo   create the environment, build the tiny model, the release and the student bundle,
+#               grade the example class, run the solution notebooks on the CPU
 #   make test   create the environment and run the whole test suite
 # And for instructors:
 #   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
+#   make student      build the student repository build/student/ and its zip (nothing secret in it)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 
 VENV ?= .venv
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references release grade benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references release student grade benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +42,10 @@ release: env
 
 regenerate: tiny-model references release
 
-demo: tiny-model release sandbox
+student: release
+	$(PY) scripts/make_student.py
+
+demo: tiny-model student sandbox
 	rm -rf build/examples build/demo
 	$(PY) -m autograder.submissions build/examples
 	$(PY) autograder/grade.py build/examples --out build/demo

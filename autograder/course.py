@@ -69,13 +69,14 @@ def nbgrader(root: Path, *args: str, timeout: float | None = None) -> subprocess
 
 
 def sync_setup_cell(path: Path) -> bool:
-    """Write COURSE.repo_url and COURSE.repo_branch into a notebook's setup cell.
+    """Write COURSE.student_repo_url and COURSE.student_repo_branch into a notebook's setup cell.
 
     Returns True if the notebook changed.
     """
     text = Path(path).read_text()
-    new = re.sub(r'KIT_REPO = \\"[^"\\]*\\"', f'KIT_REPO = \\\\"{COURSE.repo_url}\\\\"', text)
-    new = re.sub(r'KIT_BRANCH = \\"[^"\\]*\\"', f'KIT_BRANCH = \\\\"{COURSE.repo_branch}\\\\"', new)
+    new = re.sub(r'STUDENT_REPO = \\"[^"\\]*\\"', f'STUDENT_REPO = \\\\"{COURSE.student_repo_url}\\\\"', text)
+    new = re.sub(r'STUDENT_BRANCH = \\"[^"\\]*\\"',
+                 f'STUDENT_BRANCH = \\\\"{COURSE.student_repo_branch}\\\\"', new)
     if new != text:
         json.loads(new)  # still a valid notebook
         Path(path).write_text(new)

@@ -394,7 +394,7 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
 
 
 # ---------------------------------------------------------------------------------------
-# Blank 5: t ~ U{min_step, ..., max_step}
+# Blank 5: sampling t
 # ---------------------------------------------------------------------------------------
 def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
     """sample_timestep draws whole-number t uniformly from min_step..max_step, both ends
@@ -459,7 +459,7 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
 
 
 # ---------------------------------------------------------------------------------------
-# Blank 6: grad = w(t) (eps_hat - eps)
+# Blank 6: the SDS gradient
 # ---------------------------------------------------------------------------------------
 def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
     """sds_gradient returns the weighted SDS gradient with respect to the latents."""
@@ -487,7 +487,7 @@ def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
 
 
 # ---------------------------------------------------------------------------------------
-# Blank 7: targets = (latents - grad).detach()
+# Blank 7: the targets
 # ---------------------------------------------------------------------------------------
 def blank7_sds_targets(cls, cases: str = "visible") -> Report:
     """sds_targets returns constant targets whose MSE loss has gradient grad / B."""
@@ -536,3 +536,27 @@ CHECKS = {
     6: blank6_sds_gradient,
     7: blank7_sds_targets,
 }
+
+
+def check_all(cls) -> list[tuple[int, bool, str]]:
+    """Run every blank's visible test and print one table: blank, passed or not, and the first
+    thing that is wrong. Returns the rows as (blank, passed, first line of the message)."""
+    rows = []
+    for number, check in CHECKS.items():
+        try:
+            report = check(cls, "visible")
+        except Exception as error:  # noqa: BLE001 - a broken class must not hide the table
+            report = Report(f"Blank {number}", [f"the check could not run: {error}"])
+        first = report.problems[0] if report.problems else report.not_run or "all checks passed"
+        rows.append((number, report.passed, " ".join(first.split())))
+    width = 88
+    print(f"{'blank':<6} {'result':<8} first message")
+    for number, passed, first in rows:
+        shown = first if len(first) <= width else first[: width - 3].rsplit(" ", 1)[0] + " ..."
+        print(f"{number:<6} {'passed' if passed else 'not yet':<8} {shown}")
+    done = sum(passed for _, passed, _ in rows)
+    print(f"\n{done} of {len(rows)} blanks pass their visible tests. The hidden tests run when "
+          "your work is graded.\nFor a blank's whole message, run its own test cell.")
+    print("To hand in: File > Download > Download .ipynb, keep the file name, and upload it "
+          "where your course's assignment page says.")
+    return rows

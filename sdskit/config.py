@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CourseConfig:
-    # Where Colab fetches the kit from (the first cell of each notebook clones it).
-    # `make release` copies these two values into the notebooks' setup cell.
-    repo_url: str = "https://github.com/sds-course/sds-assignment-kit"
-    repo_branch: str = "main"
+    # The public repository students get (`make student` builds it in build/student/; you push
+    # it there). Colab opens the notebooks from it, and their first cell fetches it.
+    # `make release` and `make student` write these two values into the notebooks' setup cell,
+    # the Open-in-Colab links and the student README. Must be a GitHub https URL for Colab.
+    student_repo_url: str = "https://github.com/YOUR-ORG/sds-assignment"
+    student_repo_branch: str = "main"
 
     # The nbgrader assignment: its name, and the notebooks it holds (solutions/ -> notebooks/).
     assignment: str = "sds"

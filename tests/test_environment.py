@@ -25,3 +25,10 @@ def test_colab_pins_agree_and_leave_torch_alone():
     assert "torch" not in colab, "Colab brings its own torch; do not reinstall it"
     for name, version in colab.items():
         assert full.get(name) == version, f"{name}: colab {version} vs requirements {full.get(name)}"
+
+
+def test_colab_pins_every_package_that_decides_what_the_tests_see():
+    colab = _pins("requirements-colab.txt")
+    for name in ("diffusers", "transformers", "accelerate", "safetensors", "huggingface-hub",
+                 "tokenizers"):
+        assert name in colab, f"requirements-colab.txt should pin {name}"

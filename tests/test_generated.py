@@ -70,7 +70,7 @@ def test_setup_cells_carry_the_configured_repository():
     for folder in (SOLUTIONS, NOTEBOOKS):
         for name in COURSE.notebooks:
             text = (folder / name).read_text()
-            assert f'KIT_REPO = \\"{COURSE.repo_url}\\"' in text, \
+            assert f'STUDENT_REPO = \\"{COURSE.student_repo_url}\\"' in text, \
                 f"{folder.name}/{name}'s setup cell has another URL than sdskit/config.py; {REGENERATE}"
 
 
