@@ -3,7 +3,7 @@
 #               grade the example class, run the solution notebooks on the CPU
 #   make test   create the environment and run the whole test suite
 # And for instructors:
-#   make regenerate   rebuild every generated file (tiny model, reference tensors, notebooks/)
+#   make regenerate   rebuild every generated file (tiny model, reference tensors, figures, notebooks/)
 #   make student      build the student repository build/student/ and its zip (nothing secret in it)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 
@@ -13,12 +13,13 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references release student grade benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references figures release student grade benchmark clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 env: $(VENV)/.installed
@@ -37,10 +38,14 @@ tiny-model: env
 references: env
 	$(PY) scripts/make_references.py
 
+# The notebook's stored figures (assets/figures/*.png), attached to its markdown cells.
+figures: env
+	$(PY) scripts/make_figures.py
+
 release: env
 	$(PY) scripts/make_release.py
 
-regenerate: tiny-model references release
+regenerate: tiny-model references figures release
 
 student: release
 	$(PY) scripts/make_student.py

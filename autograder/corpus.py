@@ -127,6 +127,30 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
     case("huge_output", with_cell(3, "print('x' * 200_000_000)\nimport os\n"
                                      "os.write(1, b'y' * 50_000_000)"), _points(), "review")
 
+    # --- IPython syntax, as Colab and Jupyter run it: magics, shell escapes, get_ipython() ---
+    # Two submissions cover each kind of cell (the class cell, the method cells) at the top of
+    # the cell and inside a method's body; each earns full points with no flag.
+    def with_tops(tops: dict[int, str], inside: dict[int, str]) -> dict:
+        notebook = subs.fill({**solution, **{b: _prepend(solution[b], code)
+                                             for b, code in inside.items()}})
+        for blank, code in tops.items():
+            cell = notebook["cells"][_index(notebook, subs.BLANKS[blank][0])]
+            cell["source"] = code + "\n" + subs._source(cell)
+        return notebook
+
+    case("ipython_magics", with_tops(
+        {1: "%matplotlib inline\n%config InlineBackend.figure_format = 'retina'",
+         3: "!nvidia-smi\n!echo checking > note.txt",
+         4: "%load_ext autoreload\n%autoreload 2\n%pip install -q diffusers",
+         5: "shell = get_ipython()\nshell.run_line_magic('matplotlib', 'inline')",
+         6: "%%time",
+         7: "files = !ls\n%env MY_FLAG=1\n%time warmup = sum(range(10))"},
+        {5: "assert get_ipython() is not None"}), _points())
+    case("ipython_cell_magics", with_tops(
+        {1: "%%capture captured", 3: "%%timeit -n 1 -r 1", 4: "%%time",
+         7: "%%capture"},
+        {6: "!echo inside a method\n%time noise_pred = noise_pred + 0"}), _points())
+
     # --- Runaway code --------------------------------------------------------------------
     case("infinite_loop", subs.fill({**solution, 5: _prepend(solution[5], "while True:\n    pass")}),
          _points([5]), "time limit")

@@ -40,7 +40,9 @@ def create(root: Path) -> Path:
     source = root / "source" / COURSE.assignment
     source.mkdir(parents=True)
     for name in COURSE.notebooks:
-        shutil.copy(SOLUTIONS / name, source / name)
+        notebook = json.loads((SOLUTIONS / name).read_text())
+        strip_model_answers(notebook)
+        (source / name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     (root / "nbgrader_config.py").write_text(_CONFIG.format(
         root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s))
     return root
@@ -81,6 +83,24 @@ def sync_setup_cell(path: Path) -> bool:
         json.loads(new)  # still a valid notebook
         Path(path).write_text(new)
     return new != text
+
+
+_ANSWER = re.compile(r"^### BEGIN SOLUTION\n.*?^### END SOLUTION\n?", re.M | re.S)
+
+
+def strip_model_answers(notebook: dict) -> None:
+    """Replace the model answers of ungraded markdown cells ("think about it") by a stub.
+
+    nbgrader accepts a solution region in a markdown cell only if the cell is graded by hand, and
+    these questions are not graded; so their answer cells are plain markdown cells in solutions/,
+    and the region between `### BEGIN SOLUTION` and `### END SOLUTION` is cut here, before
+    nbgrader makes the release.
+    """
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "markdown" and _ANSWER.search(text):
+            stripped = _ANSWER.sub("YOUR ANSWER HERE\n", text).rstrip("\n")
+            cell["source"] = [line + "\n" for line in stripped.split("\n")[:-1]] + [stripped.split("\n")[-1]]
 
 
 def generate_release(root: Path) -> Path:

@@ -1,8 +1,11 @@
 """Grade a whole class: `python autograder/grade.py SUBMISSIONS --out OUT [--jobs N]`.
 
 SUBMISSIONS is a folder with one subfolder per student id, each holding that student's
-notebook (e.g. `alice/sds_assignment.ipynb`), or a .zip of such a folder. The submissions
-are read, never modified.
+notebook (e.g. `alice/sds_assignment.ipynb`, or the Korean edition's `sds_assignment_ko.ipynb`),
+or a flat folder of notebooks named as Canvas or Moodle export them or `<student_id>.ipynb`
+(autograder/collection.py says how the id is read; `--id-pattern REGEX` changes it), or a .zip of
+either. The submissions are read, never modified; files no student could be found for are listed
+in OUT/unassigned_files.csv.
 
 Each blank of each student is graded in a fresh sandboxed process (autograder/sandbox.py): the
 kit's trusted setup, the student's solution cell for that blank (found by autograder/locate.py),
@@ -39,11 +42,31 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the kit, when run as a script
 
-from autograder import course, gradebook, locate, sandbox  # noqa: E402
+
+def use_the_kit_environment() -> None:
+    """Run under the repository's .venv (made by `make env`) when started with a Python that
+    lacks the kit's packages; say what to run when there is none."""
+    import importlib.util
+
+    if all(importlib.util.find_spec(name) for name in ("torch", "nbgrader", "IPython")):
+        return
+    venv = ROOT / ".venv" / "bin" / "python"
+    if venv.is_file() and Path(sys.prefix).resolve() != venv.parent.parent.resolve():
+        os.execv(str(venv), [str(venv), str(Path(__file__).resolve()), *sys.argv[1:]])
+    raise SystemExit(f"error: this Python ({sys.executable}) does not have the kit's packages "
+                     f"(torch, nbgrader). Run `make env` in {ROOT} (it creates .venv with "
+                     "them), then run this command again.")
+
+
+if __name__ == "__main__":
+    use_the_kit_environment()
+
+from autograder import collection, course, gradebook, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES  # noqa: E402
+from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
 
@@ -88,7 +111,7 @@ def find_class_folder(submissions: Path, workdir: Path) -> Path:
         entries = [p for p in target.iterdir() if not p.name.startswith(("__MACOSX", "."))]
         # A zip of the class folder itself holds one top folder with the student folders inside.
         if len(entries) == 1 and entries[0].is_dir() and not any(
-                (entries[0] / name).exists() for name in COURSE.notebooks):
+                (entries[0] / name).exists() for name in locate.NAMES):
             return entries[0]
         return target
     raise SystemExit(f"error: SUBMISSIONS should be a folder or a .zip file, but {submissions} "
@@ -197,16 +220,19 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
     rows = []
     for nb, gid, score, maximum in result.cells:
         message = result.messages.get(gid, "")
-        rows.append(f"<tr><td>{html.escape(gid)}</td><td>{score:g} / {maximum:g}</td>"
+        rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True))}</td>"
+                    f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
     flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
     total = sum(c[2] for c in result.cells)
     maximum = sum(c[3] for c in result.cells)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
-            f"{html.escape(result.student_id)}</title></head><body>"
+            f"{html.escape(result.student_id)}</title><style>pre {{ white-space: pre-wrap; }} "
+            "td, th { border: 1px solid #555; padding: 4px 8px; vertical-align: top; } "
+            "table { border-collapse: collapse; }</style></head><body>"
             f"<h1>{html.escape(COURSE.notebooks[0])}: {total:g} / {maximum:g}</h1>"
             + (f"<h2>Notes on your submission</h2><ul>{flags}</ul>" if flags else "")
-            + "<table border='1'><tr><th>test</th><th>points</th><th>result</th></tr>"
+            + "<table><tr><th>test</th><th>points</th><th>result</th></tr>"
             + "".join(rows) + "</table></body></html>")
     destination = out / "feedback" / result.student_id / f"{notebook}.html"
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -235,14 +261,20 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
 
 
 def _message_kind(message: str) -> str:
-    """A failure message without its numbers, so that the same mistake counts once."""
-    lines = [line.strip(" -") for line in message.strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else message
-    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", text)[:160]
+    """A failure message on one line, whole: numbers and words kept, the blank's header line
+    ("Blank 6 (the SDS gradient): not yet right.") and list dashes dropped."""
+    lines = [line.strip().lstrip("- ").strip() for line in message.strip().splitlines()]
+    lines = [line for line in lines if line and not re.fullmatch(r".*: not yet right\.",
+                                                                   line)]
+    return " / ".join(" ".join(line.split()) for line in lines)
+
+
+REPORT_TOP = 5  # failure messages listed per blank in class_report.csv
 
 
 def write_class_report(results: list[StudentResult], out: Path) -> None:
-    """Pass rate per blank (both tests passed) and the most frequent failure messages."""
+    """Pass rate per blank (both tests passed) and the most frequent failure messages, each
+    with the number of students who got it (a student counts once per message)."""
     rows = []
     rates = {}
     for blank in sorted(locate.BLANK_CELLS):
@@ -251,31 +283,40 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
             ok = all(score == maximum for _, gid, score, maximum in result.cells
                      if gid.startswith(f"blank{blank}_"))
             passed += ok
-            for cases in ("visible", "hidden"):
-                message = result.messages.get(f"blank{blank}_{cases}", "")
-                if message and message != "passed":
-                    failures[_message_kind(message)] += 1
+            messages = {_message_kind(result.messages.get(f"blank{blank}_{cases}", ""))
+                        for cases in ("visible", "hidden")}
+            failures.update(m for m in messages if m and m != "passed")
         rates[blank] = passed / len(results) if results else 0.0
-        top = failures.most_common(3) or [("", 0)]
+        top = failures.most_common(REPORT_TOP) or [("", 0)]
         for rank, (message, count) in enumerate(top, 1):
-            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", rank if count else "",
+            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", passed, rank if count else "",
                          message, count])
     with open(out / "class_report.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["blank", "pass_rate", "rank", "failure_message", "count"])
+        writer.writerow(["blank", "pass_rate", "students_passing", "rank", "failure_message",
+                         "students"])
         writer.writerows(rows)
+    plot_pass_rates(rates, len(results), out / "class_report.png")
+
+
+def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
+    """A bar per blank with its pass rate written on it, so 0% still shows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
-    axis.bar([f"blank {b}" for b in rates], [100 * r for r in rates.values()], color="#4c72b0")
-    axis.set_ylim(0, 100)
+    percent = [100 * r for r in rates.values()]
+    bars = axis.bar([f"blank {b}" for b in rates], percent, color="#4c72b0")
+    axis.bar_label(bars, labels=[f"{p:.0f}%" for p in percent], padding=2, fontsize=9)
+    axis.set_ylim(0, 112)
+    axis.set_yticks(range(0, 101, 25))
     axis.set_ylabel("students passing both tests (%)")
-    axis.set_title(f"Pass rate per blank ({len(results)} students)")
+    axis.set_title(f"Pass rate per blank ({students} student{'s' if students != 1 else ''})")
+    axis.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
-    figure.savefig(out / "class_report.png", dpi=100)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
 
 
@@ -310,7 +351,53 @@ def _save(path: Path, key: str, result: StudentResult) -> None:
     os.replace(temporary, path)  # atomic: an interrupted batch never leaves half a result
 
 
-def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
+def record(results: list[StudentResult], keys: dict[str, str], out: Path) -> dict[str, str]:
+    """nbgrader's gradebook and feedback for these results (autograder/gradebook.py), redone
+    only when a student's key or the recording code changed: an unchanged regrade keeps
+    OUT/course and OUT/feedback. Returns {student_id: why nbgrader could not record them}."""
+    digest = hashlib.sha256()
+    templates = sorted(p for p in gradebook.TEMPLATES.rglob("*") if p.is_file())
+    for path in [Path(gradebook.__file__), Path(course.__file__), SOLUTIONS / COURSE.notebooks[0],
+                 *templates]:
+        digest.update(path.read_bytes())
+    digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
+    key = digest.hexdigest()
+    stamp = out / "course" / "recorded.json"
+    try:
+        kept = json.loads(stamp.read_text())
+        pages = [out / "feedback" / r.student_id / locate.NOTEBOOK.replace(".ipynb", ".html")
+                 for r in results if r.student_id not in kept["problems"]]
+        if kept["key"] == key and all(page.is_file() for page in pages):
+            print("nbgrader's gradebook and the feedback already hold these results: kept them",
+                  flush=True)
+            return kept["problems"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
+    root = course.create(out / "course")
+    course.generate_release(root)
+    problems = gradebook.record(root, results, out)
+    stamp.write_text(json.dumps({"key": key, "problems": problems}))
+    return problems
+
+
+def write_unassigned(unassigned: list, out: Path) -> None:
+    """Files no student could be found for: printed, and listed in OUT/unassigned_files.csv."""
+    path = out / "unassigned_files.csv"
+    if not unassigned:
+        path.unlink(missing_ok=True)
+        return
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "reason"])
+        writer.writerows([item.file, item.reason] for item in unassigned)
+    print(f"warning: {len(unassigned)} file(s) not graded, listed in {path}:", file=sys.stderr)
+    for item in unassigned:
+        print(f"  {item.file}: {item.reason}", file=sys.stderr)
+
+
+def grade(submissions: Path, out: Path, jobs: int = 1,
+          id_pattern: str | None = None) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
@@ -321,19 +408,22 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
         references_changed()
     with tempfile.TemporaryDirectory() as tmp:
         class_folder = find_class_folder(submissions, Path(tmp))
-        students = sorted(p for p in class_folder.iterdir()
-                          if p.is_dir() and not p.name.startswith((".", "__")))
+        students, unassigned = collection.gather(class_folder, Path(tmp), id_pattern)
+        write_unassigned(unassigned, out)
         if not students:
-            raise SystemExit(f"error: {submissions} holds no student folders. Expected one "
-                             "subfolder per student id, each with the student's notebooks.")
+            raise SystemExit(f"error: {submissions} holds no student folders and no notebooks "
+                             "named after students. Expected one subfolder per student id, or "
+                             "files named as Canvas or Moodle export them, or <student_id>.ipynb "
+                             "(README: Grade a class; --id-pattern for other names).")
         points = max_points()
         release = locate.release_cells()
         kit = sandbox.kit_fingerprint()
         results: dict[str, StudentResult] = {}
         todo = []
+        keys = {}
         for student_dir in students:
             cache = out / "results" / f"{student_dir.name}.json"
-            key = submission_key(student_dir, kit)
+            key = keys[student_dir.name] = submission_key(student_dir, kit)
             cached = _load_cached(cache, key)
             if cached is not None:
                 results[student_dir.name] = cached
@@ -367,10 +457,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
                 if box[0] is not None:
                     box[0].close()
     ordered = [results[p.name] for p in students]
-    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
-    root = course.create(out / "course")
-    course.generate_release(root)
-    problems = gradebook.record(root, ordered, out)
+    problems = record(ordered, keys, out)
     for result in ordered:
         if result.student_id in problems:
             result.flags.append("nbgrader could not record this student, so the feedback is "
@@ -384,18 +471,26 @@ def grade(submissions: Path, out: Path, jobs: int = 1) -> list[StudentResult]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Grade a class's SDS assignment notebooks.")
     parser.add_argument("submissions", type=Path,
-                        help="folder (or .zip) with one subfolder per student id")
+                        help="folder (or .zip) with one subfolder per student id, or of notebooks "
+                             "named as Canvas or Moodle export them, or <student_id>.ipynb")
+    parser.add_argument("--id-pattern", default=None, metavar="REGEX",
+                        help="read the student id from each file name with this regular "
+                             "expression, which needs a (?P<student_id>...) group (and may have "
+                             "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
-    results = grade(args.submissions, args.out, args.jobs)
+    results = grade(args.submissions, args.out, args.jobs, args.id_pattern)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
           f"{args.out / 'feedback'}/")
+    if (args.out / "unassigned_files.csv").is_file():
+        print(f"some files were not graded (no student id found): see "
+              f"{args.out / 'unassigned_files.csv'}")
 
 
 if __name__ == "__main__":

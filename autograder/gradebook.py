@@ -19,6 +19,7 @@ each student, a notebook it can trust:
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -40,7 +41,59 @@ c.Autograde.autograde_preprocessors = [InjectVerdicts, IgnorePattern, ClearMetad
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties,
                                        CheckCellMetadata]
 c.InjectVerdicts.verdicts_dir = {verdicts!r}
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+from autograder.gradebook import FeedbackView
+c.GenerateFeedback.preprocessors = [GetGrades, FeedbackView, CSSHTMLHeaderPreprocessor]
+c.HTMLExporter.template_name = "sds_feedback"
+c.HTMLExporter.extra_template_basedirs = [{templates!r}]
 """
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS\n.*?^[ \t]*### END HIDDEN TESTS[ \t]*\n?",
+                     re.S | re.M)
+
+
+def cell_label(grade_id: str, is_test: bool) -> str:
+    """What the feedback page calls a graded cell: 'Blank 6: hidden test', 'Your answer to
+    blanks 1 and 2'."""
+    blanks = [b for b, gid in locate.BLANK_CELLS.items() if gid == grade_id]
+    if blanks:
+        return (f"Your answer to blank {blanks[0]}" if len(blanks) == 1 else
+                "Your answer to blanks " + " and ".join(str(b) for b in blanks))
+    match = re.fullmatch(r"blank(\d+)_(visible|hidden)", grade_id or "")
+    if is_test and match:
+        return f"Blank {match.group(1)}: {match.group(2)} test"
+    return grade_id or ""
+
+
+class FeedbackView(NbGraderPreprocessor):
+    """For the feedback page only: name each graded cell by its blank and leave out the code
+    of the hidden tests (their verdict stays)."""
+
+    def preprocess(self, nb, resources):
+        """Also gives the template resources["sds_blanks"]: per blank, its tests' points."""
+        nb, resources = super().preprocess(nb, resources)
+        blanks: dict[int, list[dict]] = {}
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader") or {}
+            match = re.fullmatch(r"blank(\d+)_(visible|hidden)", meta.get("grade_id") or "")
+            if meta.get("grade") and match:
+                blanks.setdefault(int(match.group(1)), []).append(
+                    {"grade_id": meta["grade_id"], "score": float(meta.get("score") or 0),
+                     "points": float(meta.get("points") or 0)})
+        resources["sds_blanks"] = [
+            {"blank": blank, "tests": tests, "score": sum(t["score"] for t in tests),
+             "points": sum(t["points"] for t in tests)} for blank, tests in sorted(blanks.items())]
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.metadata.get("nbgrader") or {}
+        if meta.get("grade") or meta.get("solution"):
+            cell.metadata["sds_label"] = cell_label(meta.get("grade_id"), bool(meta.get("grade")))
+        if cell.cell_type == "code" and _HIDDEN.search(cell.source):
+            cell.source = _HIDDEN.sub("# (the hidden cases ran here when your work was graded)\n",
+                                      cell.source).rstrip("\n")
+        return cell, resources
 
 
 class InjectVerdicts(NbGraderPreprocessor):
@@ -101,7 +154,8 @@ def record(root: Path, results: list, out: Path) -> dict[str, str]:
                  for _, gid, score, maximum in result.cells}
         (verdicts / f"{result.student_id}.json").write_text(json.dumps(tests))
     config = root / "nbgrader_config.py"
-    config.write_text(config.read_text() + _GRADING_CONFIG.format(verdicts=str(verdicts)))
+    config.write_text(config.read_text() + _GRADING_CONFIG.format(verdicts=str(verdicts),
+                                                                  templates=str(TEMPLATES)))
     problems = {}
     try:
         course.nbgrader(root, "autograde", COURSE.assignment, "--create", "--force")

@@ -17,6 +17,9 @@ from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS
 
 NOTEBOOK = COURSE.notebooks[0]
+# The names a submission may carry: the English notebook's and each edition's
+# (sds_assignment_ko.ipynb). The editions share every code cell, so all are graded alike.
+NAMES = COURSE.released
 
 # The cell each blank lives in (by grade_id), and what that cell defines (to find it without
 # its metadata). Blanks 1 and 2 share the class cell.
@@ -91,23 +94,27 @@ class Located:
 
 
 def _normal_name(name: str) -> str:
-    """`Copy of sds_assignment (1).ipynb` -> `sds_assignment.ipynb`."""
+    """`Copy of sds_assignment (1).ipynb` -> `sds_assignment.ipynb`; Colab and Drive in Korean
+    name copies `sds_assignment_ko.ipynb의 사본` and `사본 - sds_assignment_ko.ipynb`."""
     stem = Path(name).stem
-    stem = re.sub(r"^(copy of |copie de |kopie von )+", "", stem, flags=re.I)
+    stem = re.sub(r"^(copy of |copie de |kopie von |사본 ?- ?)+", "", stem, flags=re.I)
+    stem = re.sub(r"(\.ipynb)?[ _]?의[ _]?사본$", "", stem)
     stem = re.sub(r"(\s*\(\d+\)|[ _-]copy|[ _-]\d+)+$", "", stem, flags=re.I)
     return stem.strip().lower() + ".ipynb"
 
 
 def find_notebook(student_dir: Path, located: Located) -> Path | None:
-    exact = student_dir / NOTEBOOK
+    exact = [student_dir / name for name in NAMES if (student_dir / name).is_file()]
     candidates = sorted(p for p in student_dir.rglob("*.ipynb")
                         if ".ipynb_checkpoints" not in p.parts and p.is_file())
-    similar = [p for p in candidates if _normal_name(p.name) == NOTEBOOK]
-    if exact.is_file():
+    similar = [p for p in candidates if _normal_name(p.name) in NAMES]
+    if exact:
+        # Both editions handed in: the one saved last (on a tie, the English).
+        chosen = max(exact, key=lambda p: (p.stat().st_mtime, -exact.index(p)))
         if len(similar) > 1:
             located.flags.append(f"{len(similar)} copies of the notebook were handed in: "
-                                 f"graded {NOTEBOOK}")
-        return exact
+                                 f"graded {chosen.name}")
+        return chosen
     if similar:
         chosen = max(similar, key=lambda p: (p.stat().st_mtime, p.name))
         located.flags.append(f"notebook renamed: graded '{chosen.relative_to(student_dir)}'")
@@ -165,7 +172,9 @@ def locate(student_dir: Path) -> Located:
                              "0 points")
         return located
     if lost:
-        located.flags.append("grading labels missing on some cells: found them by their code")
+        located.flags.append("grading labels missing: the notebook lost the hidden labels that "
+                             "mark its cells (Colab and some editors drop them), so each answer "
+                             "was found by its code; nothing to fix")
     if duplicated:
         located.flags.append("duplicated or split cells: graded the last copy of each")
     if located.missing:
@@ -184,8 +193,9 @@ def locate(student_dir: Path) -> Located:
     if against:
         located.flags.append("review: cells outside the blanks try to stop or bypass the tests "
                              f"({', '.join(against[:4])}); grading does not run them")
-    tests = test_cells()
-    seen = {grade_id(c): source(c) for c in code if grade_id(c) in tests}
-    if any(seen.get(gid) != text for gid, text in tests.items()):
+    # A test cell counts as changed only if its text is gone: with the labels lost, the
+    # unchanged tests are still there, unlabelled.
+    present = {source(c).strip() for c in code}
+    if any(text.strip() not in present for text in test_cells().values()):
         located.flags.append("test cells were edited or deleted: the original tests were used")
     return located

@@ -35,13 +35,14 @@ import sys
 import time
 from pathlib import Path
 
+from autograder import ipython_cells
 from sdskit.config import COURSE
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, ROOT
 
 RESULT_LIMIT = 64 * 1024  # bytes of verdict read from one child
 # What of the repository a sandboxed worker sees (read-only).
 SANDBOX_VISIBLE = ("sdskit", "assets", "autograder/__init__.py", "autograder/sandbox.py",
-                   str(HIDDEN_REFERENCES.relative_to(ROOT)))
+                   "autograder/ipython_cells.py", str(HIDDEN_REFERENCES.relative_to(ROOT)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,14 +266,17 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
 
     before = _snapshot()
     namespace = dict(base_namespace)
+    namespace.update(ipython_cells.notebook_names(namespace))
     try:
+        # The student's cell as Jupyter runs it: magics, shell escapes, get_ipython().
+        code = compile(ipython_cells.to_python(task["cells"][gid]), "<your cell>", "exec")
         if gid == "blank1_2_class":
-            exec(compile(task["cells"][gid], "<your cell>", "exec"), namespace)  # noqa: S102
+            exec(code, namespace)  # noqa: S102
         else:
             # Blanks 3-7 are graded alone: the released class (not the student's __init__),
             # then the student's cell, whose method is bound to it if the cell did not.
             exec(compile(task["release_class"], "<class cell>", "exec"), namespace)  # noqa: S102
-            exec(compile(task["cells"][gid], "<your cell>", "exec"), namespace)  # noqa: S102
+            exec(code, namespace)  # noqa: S102
             method = task["methods"][gid]
             function = namespace.get(method)
             cls = namespace.get("StableDiffusion")
@@ -407,6 +411,7 @@ def worker_main() -> None:
 
     checks.references()
     checks._tiny_components()
+    ipython_cells.to_python("%time")  # IPython's transformer, loaded once before the forks
     reference_print = _fingerprint(checks.references())
     base_namespace = None
     for line in sys.stdin:
@@ -455,6 +460,7 @@ def kit_fingerprint() -> str:
     digest = hashlib.sha256()
     for path in [ROOT / "sdskit" / "checks.py", ROOT / "sdskit" / "config.py",
                  ROOT / "autograder" / "sandbox.py", ROOT / "autograder" / "locate.py",
+                 ROOT / "autograder" / "ipython_cells.py",
                  ROOT / "autograder" / "grade.py", REFERENCES, HIDDEN_REFERENCES,
                  ROOT / "notebooks" / COURSE.notebooks[0]]:
         digest.update(path.read_bytes())

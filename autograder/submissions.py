@@ -94,11 +94,14 @@ def fill(answers: dict[int, str | None], release: Path = NOTEBOOKS / NOTEBOOK) -
     return notebook
 
 
-def write_submission(folder: Path, student_id: str, answers: dict[int, str | None]) -> Path:
-    """Write `folder/student_id/sds_assignment.ipynb` and return its path."""
-    target = Path(folder) / student_id / NOTEBOOK
+def write_submission(folder: Path, student_id: str, answers: dict[int, str | None],
+                     release: Path = NOTEBOOKS / NOTEBOOK) -> Path:
+    """Write `folder/student_id/sds_assignment.ipynb` (or another release notebook, such as the
+    Korean edition's, under its own name) and return its path."""
+    target = Path(folder) / student_id / Path(release).name
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(fill(answers), indent=1) + "\n")
+    target.write_text(json.dumps(fill(answers, release), indent=1, ensure_ascii=False) + "\n",
+                      encoding="utf-8")
     return target
 
 

@@ -18,6 +18,21 @@ class CourseConfig:
     # The nbgrader assignment: its name, and the notebooks it holds (solutions/ -> notebooks/).
     assignment: str = "sds"
     notebooks: tuple[str, ...] = ("sds_assignment.ipynb",)
+    # Each notebook in other languages. For "ko", solutions/translations/sds_assignment_ko.md
+    # holds the Korean of every markdown cell and `make release` builds
+    # notebooks/sds_assignment_ko.ipynb: the same code cells, tests and points, other prose.
+    # A student hands in either edition; both are graded alike.
+    editions: tuple[str, ...] = ("ko",)
+
+    def edition(self, notebook: str, language: str) -> str:
+        """`sds_assignment.ipynb`, "ko" -> `sds_assignment_ko.ipynb`."""
+        return f"{notebook.removesuffix('.ipynb')}_{language}.ipynb"
+
+    @property
+    def released(self) -> tuple[str, ...]:
+        """Every notebook in notebooks/: each of `notebooks`, then its editions."""
+        return tuple(name for notebook in self.notebooks for name in
+                     (notebook, *(self.edition(notebook, lang) for lang in self.editions)))
 
     # Grading: seconds one cell may run, and one whole notebook, before it is stopped.
     cell_timeout_s: int = 300

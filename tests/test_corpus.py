@@ -13,7 +13,7 @@ import pytest
 from autograder import corpus, sandbox
 from sdskit.paths import REFERENCES, ROOT
 
-EXPECTED_CASES = 35
+EXPECTED_CASES = 37
 
 
 def grade(folder, out):
@@ -64,6 +64,11 @@ def test_points_and_flags(graded):
         if float(row["total"]) != sum(got.values()):
             wrong.append(f"{student}: total {row['total']}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_lost_labels_are_not_called_edited_tests(graded):
+    flags = graded["rows"]["metadata_lost"]["flags"]
+    assert "labels missing" in flags and "edited" not in flags, flags
 
 
 def test_flags_reach_the_students_feedback(graded):
