@@ -147,10 +147,17 @@ class OracleCheck:
                                                 align_corners=False) - 1
 
     def run(self, steps=None):
+        # Its tensors are small: one thread runs it as fast as two on an idle machine, and much
+        # faster on a busy one (measured on two shared cores: 9 s against 23 s).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         start = time.perf_counter()
-        result = T.run(self.sd, "the oracle ignores the prompt", steps=steps, config=self.config,
-                       device="cpu", before_step=self.before_step)
-        iou, psnr = scores(result.model, self.target)
+        try:
+            result = T.run(self.sd, "the oracle ignores the prompt", steps=steps,
+                           config=self.config, device="cpu", before_step=self.before_step)
+            iou, psnr = scores(result.model, self.target)
+        finally:
+            torch.set_num_threads(threads)
         seconds = time.perf_counter() - start
         return {"iou": iou, "psnr": psnr, "seconds": seconds, "steps": result.steps,
                 "passed": iou >= MIN_IOU and psnr >= MIN_PSNR, "result": result}
