@@ -73,6 +73,12 @@ def public_text() -> str:
 
 def secret_texts() -> dict[str, str]:
     """{normalised secret: what it is}, minus what the release shows."""
+    public = public_text()
+    return {text: what for text, what in _secrets_before_public().items() if text not in public}
+
+
+def _secrets_before_public() -> dict[str, str]:
+    """{normalised secret: what it is}, everything the instructor's side holds."""
     secrets: dict[str, str] = {}
 
     def add(text: str, what: str, code: bool = False) -> None:
@@ -110,8 +116,19 @@ def secret_texts() -> dict[str, str]:
         add(text, f"correct alternative for blank {blank}")
         for line in text.splitlines():
             add(line, f"correct alternative for blank {blank}", code=True)
+    return secrets
+
+
+def answers_shown_by_release(titles: tuple[str, ...] = ("super().__init__()",)) -> list[str]:
+    """Code answers that the release notebooks' own text shows, other than a blank's title
+    (blank 1's title is its answer). The leak search treats the release as public, so prose that
+    spells out an answer would pass it; this names such prose."""
     public = public_text()
-    return {text: what for text, what in secrets.items() if text not in public}
+    shown = []
+    for secret, what in _secrets_before_public().items():
+        if what.startswith("answer") and secret not in titles and secret in public:
+            shown.append(f"{what}: {secret!r}")
+    return shown
 
 
 def _walk(value, found: list) -> None:

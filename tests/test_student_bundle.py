@@ -62,6 +62,12 @@ def test_nothing_secret_is_in_the_bundle(bundle):
     assert leaks.find_leaks(bundle) == []
 
 
+def test_release_prose_shows_no_code_answer():
+    """The leak search trusts what the release shows; so the release itself must not spell out
+    an answer in its prose or code (blank 1's title, `super().__init__()`, is its answer)."""
+    assert leaks.answers_shown_by_release() == []
+
+
 def _hidden():
     return torch.load(HIDDEN_REFERENCES, weights_only=True)
 
