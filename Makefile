@@ -58,7 +58,7 @@ demo: tiny-model student sandbox
 	$(PY) scripts/run_notebooks.py solutions --out build/executed
 
 test: env sandbox
-	$(PY) -m pytest --durations=15 tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15 tests  # two workers, a test file each
 
 JOBS ?= 2
 grade: env sandbox

@@ -3,8 +3,9 @@
 The student bundle (scripts/make_student.py) is public, so before it is written, and in
 `make test`, every file in it is searched for four kinds of secret:
 
-1. **answers**: every line of every `### BEGIN SOLUTION` region in solutions/ (code and the
-   model answers of the "think about it" questions), the right-hand side of each answer line,
+1. **answers**: every line of every `### BEGIN SOLUTION` region in solutions/ (code, and the
+   model answers of the "think about it" questions in every edition's translation too), the
+   right-hand side of each answer line,
    and the other correct ways of writing each blank that the grading corpus uses
    (autograder/submissions.py). Whitespace is normalised; a secret counts whether it is a whole
    line or sits inside a longer one (a comment, a string, a message). What the release notebook
@@ -72,6 +73,12 @@ def public_text() -> str:
 
 def secret_texts() -> dict[str, str]:
     """{normalised secret: what it is}, minus what the release shows."""
+    public = public_text()
+    return {text: what for text, what in _secrets_before_public().items() if text not in public}
+
+
+def _secrets_before_public() -> dict[str, str]:
+    """{normalised secret: what it is}, everything the instructor's side holds."""
     secrets: dict[str, str] = {}
 
     def add(text: str, what: str, code: bool = False) -> None:
@@ -100,12 +107,28 @@ def secret_texts() -> dict[str, str]:
                 add(region, f"hidden tests of {grade_id} in {name}")
                 for line in region.splitlines():
                     add(line, f"hidden test line in {name} cell {grade_id}", code=True)
+    for path in sorted(SOLUTIONS.rglob("*.md")):  # translations of the markdown cells
+        for region in _SOLUTION.findall(path.read_text(encoding="utf-8")):
+            add(region, f"model answer in {path.relative_to(SOLUTIONS)}")
+            for line in region.splitlines():
+                add(line, f"model answer line in {path.relative_to(SOLUTIONS)}")
     for blank, text in submissions.ALTERNATIVES.items():
         add(text, f"correct alternative for blank {blank}")
         for line in text.splitlines():
             add(line, f"correct alternative for blank {blank}", code=True)
+    return secrets
+
+
+def answers_shown_by_release(titles: tuple[str, ...] = ("super().__init__()",)) -> list[str]:
+    """Code answers that the release notebooks' own text shows, other than a blank's title
+    (blank 1's title is its answer). The leak search treats the release as public, so prose that
+    spells out an answer would pass it; this names such prose."""
     public = public_text()
-    return {text: what for text, what in secrets.items() if text not in public}
+    shown = []
+    for secret, what in _secrets_before_public().items():
+        if what.startswith("answer") and secret not in titles and secret in public:
+            shown.append(f"{what}: {secret!r}")
+    return shown
 
 
 def _walk(value, found: list) -> None:

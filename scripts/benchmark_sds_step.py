@@ -12,11 +12,17 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
               + VAE encoder forward and backward at 512x512
   ratio       step / floor, it/s and peak GPU memory
   nerf        NeRF render + backward alone at 64x64 (albedo; and lambertian, with normals)
-  vram_O      the step with the class's small-GPU mode, StableDiffusion(vram_O=True): VAE slicing,
-              VAE gradient checkpointing and sequential CPU offload: time and peak memory (measured
-              in a fresh process)
-  compiled    the step with the opt-in faster U-Net (channels_last + torch.compile), and the
-              U-Net's CFG forward compiled, against the eager floor
+  fast        the step with the opt-in fast path (TextTo3DConfig(fast=True): U-Net and VAE encoder
+              compiled as CUDA graphs, NeRF render compiled): it/s, ratio to the floor, peak
+              memory, compile time, and the loss and the gradient on pred_rgb against eager
+              (same t and noise)
+  final cell  in a fresh process per mode (default, and vram_O=True: VAE slicing, VAE gradient
+              checkpointing, sequential CPU offload): the final cell's path, run() with the
+              export, printing the loop's peak and the export's peak allocated memory; then the
+              same again under a memory cap just above the loop's peak
+              (torch.cuda.set_per_process_memory_fraction), to show that it completes
+  --explore vae,nerf  times the step's parts eager and under each torch.compile mode (VAE encoder
+              forward+backward at 512, NeRF render+backward), to choose the fast path's modes
   --profile   where a step's time goes (torch.profiler's top operations, CPU and GPU)
 """
 
@@ -27,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -118,12 +125,22 @@ def reset_peak(device):
         torch.cuda.reset_peak_memory_stats()
 
 
-def step_time(sd, device, steps, config):
-    """Mean seconds per step of the kit's loop (a short warm-up run first)."""
-    T.run(sd, "a hamburger", steps=3, config=config, device=device)
+def step_time(sd, device, steps, config, warm=True, skip=None):
+    """Seconds per step of the kit's loop in its steady state: steps `skip`..`steps - 1` of one
+    run (a short warm-up run first). The first steps are left out: the fast path records its
+    CUDA graphs for each new NeRF and shading there."""
+    if warm:
+        T.run(sd, "a hamburger", steps=3, config=config, device=device)
+    skip = steps // 3 if skip is None else skip
+    marks = {}
+
+    def mark(step, camera):
+        if step in (skip, steps - 1):
+            sync(device)
+            marks[step] = time.perf_counter()
     reset_peak(device)
-    result = T.run(sd, "a hamburger", steps=steps, config=config, device=device)
-    return result.seconds / result.steps, peak_gib(device)
+    T.run(sd, "a hamburger", steps=steps, config=config, device=device, before_step=mark)
+    return (marks[steps - 1] - marks[skip]) / (steps - 1 - skip), peak_gib(device)
 
 
 def floor_time(sd, device, repeats):
@@ -178,25 +195,182 @@ def profile_step(sd, device, config):
                                     max_name_column_width=50), flush=True)
 
 
-def vram_o_step(folder, steps):
-    """The step with StableDiffusion(..., vram_O=True), in a fresh process, so that its peak
-    memory counts its own model only (offload hooks keep references that outlive an instance)."""
-    command = [sys.executable, __file__, "--vram-o-only", str(folder), "--steps", str(steps)]
+def final_cell_runs(folder, steps):
+    """The final cell's path (run() with the export) in fresh processes: each mode uncapped,
+    then capped just above its loop's peak."""
+    for vram_o in (False, True):
+        uncapped = _final_cell_process(folder, steps, vram_o, None)
+        if uncapped is None:
+            continue
+        # what the loop held: its peak allocated memory, and what the allocator reserved for it
+        # (with offloading, fragmentation keeps more reserved than allocated)
+        cap = max(uncapped["loop"] + CAP_MARGIN_GIB, uncapped["reserved"] + 0.05)
+        _final_cell_process(folder, steps, vram_o, cap)
+
+
+CAP_MARGIN_GIB = 0.25  # the cap: the loop's peak allocated memory + this (or its peak reserved)
+
+
+def _final_cell_process(folder, steps, vram_o, cap):
+    command = [sys.executable, __file__, "--final-cell-only", str(folder), "--steps", str(steps)]
+    command += ["--vram-o"] if vram_o else []
+    command += ["--cap", str(cap)] if cap else []
     done = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("STEP")]
-    print(lines[-1] if lines else f"vram_O step failed: {done.stderr.strip()[-600:]}", flush=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("FINAL")]
+    if not lines:
+        print(f"final cell ({'vram_O' if vram_o else 'default'}, cap {cap}) failed: "
+              f"{done.stderr.strip()[-800:]}", flush=True)
+        return None
+    print(lines[-1], flush=True)
+    loop, export, reserved = (float(x) for x in lines[-1].split("|")[1:4])
+    return {"loop": loop, "export": export, "reserved": reserved}
 
 
-def vram_o_only(folder, steps):
-    sd = solution_class()("cuda", True, True, hf_key=str(folder))
-    cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None)
-    s, p = step_time(sd, torch.device("cuda"), steps, cfg)
-    print(f"STEP with vram_O=True (VAE slicing + VAE gradient checkpointing + sequential CPU offload): "
-          f"{s * 1e3:.1f} ms = {1 / s:.2f} it/s; peak {p:.2f} GiB", flush=True)
+def final_cell_only(folder, steps, vram_o, cap):
+    """run() with the export, as the final cell calls it; prints the loop's and the export's peaks."""
+    device = torch.device("cuda")
+    total = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
+    if cap:
+        torch.cuda.set_per_process_memory_fraction(cap / total)
+    sd = solution_class()("cuda", True, vram_o, hf_key=str(folder))
+    peaks = {}
+    real_export = T.export
+
+    def export(result, out_dir, device, loop_peak=None):  # the kit's export, peaks read around it
+        peaks["loop"] = peak_gib(device)
+        peaks["reserved"] = torch.cuda.max_memory_reserved() / 2 ** 30
+        peaks["before"] = torch.cuda.memory_allocated() / 2 ** 30
+        torch.cuda.reset_peak_memory_stats()
+        peaks["samples"] = T.export_samples(device, result.config.nerf, loop_peak)
+        real_export(result, out_dir, device, loop_peak)
+        peaks["export"] = peak_gib(device)
+
+    T.export = export
+    with tempfile.TemporaryDirectory() as out_dir:
+        cfg = T.TextTo3DConfig(preview_every=0, progress=False, cpu_steps=None, out_dir=out_dir)
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        result = T.run(sd, "a hamburger", steps=steps, config=cfg, device=device)
+        seconds = time.perf_counter() - start
+        files = sorted(p.name for p in Path(out_dir).iterdir())
+    mode = "vram_O=True" if vram_o else "default"
+    where = f"under a {cap:.2f} GiB cap" if cap else "no cap"
+    print(f"FINAL|{peaks['loop']:.3f}|{peaks['export']:.3f}|{peaks['reserved']:.3f}| final cell, {mode}, {where}: {steps} "
+          f"steps at {result.seconds / steps * 1e3:.0f} ms, completed in {seconds:.0f} s; loop peak "
+          f"{peaks['loop']:.2f} GiB (reserved {peaks['reserved']:.2f} GiB), export peak "
+          f"{peaks['export']:.2f} GiB allocated "
+          f"({peaks['before']:.2f} GiB before it; {peaks['samples']} samples per piece, "
+          f"{(peaks['export'] - peaks['before']) * 2 ** 30 / peaks['samples']:.0f} B each); wrote {', '.join(files)}", flush=True)
 
 
-def benchmark(name, sd, device, steps, repeats, vram_folder=None, do_compile=True, small=False,
-              profile=False, compile_mode="reduce-overhead", rounds=3):
+def check_fast_matches_eager(sd, device):
+    """Loss and gradient on pred_rgb of one train_step, eager against the fast path, for the same
+    t (the same seed) and noise. Call before and after T.fast_path; returns (loss, grad)."""
+    g = torch.Generator(device=device).manual_seed(0)
+    pred = torch.rand(1, 3, 64, 64, device=device, generator=g, requires_grad=True)
+    noise = torch.randn(1, 4, 64, 64, device=device, generator=g)
+    emb = torch.cat([sd.get_text_embeds([""]), sd.get_text_embeds(["a hamburger"])])
+    torch.manual_seed(1)  # t
+    if hasattr(sd.unet, "_orig_mod"):
+        torch.compiler.cudagraph_mark_step_begin()
+    loss = sd.train_step(emb, pred, guidance_scale=100, noise=noise)
+    loss.backward()
+    return loss.detach().float().clone(), pred.grad.detach().float().clone()
+
+
+def rel_err(a, b):
+    return float((a - b).norm() / b.norm().clamp(min=1e-12))
+
+
+def warm_up_fast(sd, device, cfg):
+    """Compile every variant the loop meets (each shading), so no compilation is timed later."""
+    for shading in ("albedo", "lambertian", "textureless"):
+        warm = replace(cfg, fast=True, albedo_steps_ratio=0.0, shading_probs={shading: 1.0})
+        T.run(sd, "a hamburger", steps=3, config=warm, device=device)
+
+
+def fast_step(sd, device, steps, cfg, eager_step, floor):
+    """The fast path: equivalence with eager, compile time, it/s, ratio to the floor, peak."""
+    loss0, grad0 = check_fast_matches_eager(sd, device)
+    # what fp16 rounding alone moves: the same eager step with other kernels (channels_last)
+    sd.unet.to(memory_format=torch.channels_last)
+    sd.vae.encoder.to(memory_format=torch.channels_last)
+    loss_b, grad_b = check_fast_matches_eager(sd, device)
+    sd.vae.encoder.to(memory_format=torch.contiguous_format)
+    start = time.perf_counter()
+    T.fast_path(sd)
+    warm_up_fast(sd, device, cfg)
+    compile_s = time.perf_counter() - start
+    loss1, grad1 = check_fast_matches_eager(sd, device)
+    print(f"fast vs eager, one train_step (same t and noise, guidance 100): loss {float(loss0):.6g} "
+          f"vs {float(loss1):.6g} (rel. err. {rel_err(loss1, loss0):.2e}); gradient on pred_rgb "
+          f"rel. err. {rel_err(grad1, grad0):.2e}. fp16 rounding alone (eager, channels_last "
+          f"kernels): loss {rel_err(loss_b, loss0):.2e}, gradient {rel_err(grad_b, grad0):.2e}",
+          flush=True)
+    s, p = step_time(sd, device, steps, replace(cfg, fast=True), warm=False)
+    print(f"STEP fast (fast=True): {s * 1e3:.1f} ms = {1 / s:.2f} it/s; step/floor = {s / floor:.2f}; "
+          f"peak {p:.2f} GiB; compile + warm-up {compile_s:.0f} s; eager {eager_step * 1e3:.1f} ms = "
+          f"{1 / eager_step:.2f} it/s", flush=True)
+    return s
+
+
+def explore(sd, device, cfg, repeats, parts=("vae", "nerf")):
+    """The step's parts, eager and under each torch.compile mode, to choose the fast path's modes."""
+    from sdskit import nerf as N
+    image = torch.rand(1, 3, 512, 512, device=device, dtype=sd.precision_t, requires_grad=True)
+
+    def vae():
+        torch.compiler.cudagraph_mark_step_begin()
+        z = sd.vae.encode(2 * image - 1).latent_dist.sample()
+        z.float().sum().backward()
+
+    encoder = sd.vae.encoder
+    variants = [(layout, benchmark_flag, mode) for layout in ("contiguous", "channels_last")
+                for benchmark_flag in (False, True) for mode in (None, "reduce-overhead")]
+    for layout, benchmark_flag, mode in variants if "vae" in parts else []:
+        torch._dynamo.reset()
+        torch.backends.cudnn.benchmark = benchmark_flag
+        encoder.to(memory_format=getattr(torch, "channels_last" if layout == "channels_last"
+                                         else "contiguous_format"))
+        sd.vae.encoder = encoder if mode is None else torch.compile(encoder, mode=mode, dynamic=False)
+        start = time.perf_counter()
+        for _ in range(3):
+            vae()
+        sync(device)
+        print(f"explore: VAE enc fwd+bwd@512 {layout}, cudnn.benchmark {benchmark_flag}, "
+              f"{mode or 'eager'}: {timed(vae, device, repeats) * 1e3:.1f} ms "
+              f"(first three calls {time.perf_counter() - start:.0f} s)", flush=True)
+    sd.vae.encoder = encoder.to(memory_format=torch.contiguous_format)
+    torch.backends.cudnn.benchmark = False
+    torch._dynamo.reset()
+
+    model = N.NeRF(cfg.nerf).to(device)
+    g = torch.Generator(device=device).manual_seed(0)
+    for shading in ("albedo", "lambertian") if "nerf" in parts else []:
+        for mode in (None, "default", "reduce-overhead"):
+            renderer = None if mode is None else torch.compile(N.render_rays, mode=mode, dynamic=False)
+
+            def fn():
+                cam = N.sample_cameras(1, cfg.nerf, g, device)
+                torch.compiler.cudagraph_mark_step_begin()
+                with torch.autocast(device.type, dtype=torch.float16):
+                    out = N.render(model, cam, cfg.height, cfg.width, shading=shading, generator=g,
+                                   ray_renderer=renderer)
+                    loss = out["image"].float().mean() + out.get("orientation", 0)
+                loss.backward()
+            start = time.perf_counter()
+            fn()
+            fn()
+            sync(device)
+            compile_s = time.perf_counter() - start
+            print(f"explore: nerf render+backward ({shading}) {mode or 'eager'}: "
+                  f"{timed(fn, device, repeats) * 1e3:.2f} ms (first two calls {compile_s:.0f} s)",
+                  flush=True)
+            torch._dynamo.reset()
+
+
+def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, small=False,
+              profile=False, rounds=3, explore_parts=False, final_steps=40):
     cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None)
     if small:  # CPU smoke test: a small NeRF and 32x32 renders, so it ends in a minute or so
         from sdskit import nerf as N
@@ -218,28 +392,27 @@ def benchmark(name, sd, device, steps, repeats, vram_folder=None, do_compile=Tru
               f"fwd+bwd@512 {v * 1e3:.1f} ms, alone), step {step * 1e3:.1f} ms, ratio {step / floor:.2f}",
               flush=True)
     floor, step = statistics.median(floors), statistics.median(steps_s)
-    print(f"floor: U-Net CFG fwd + VAE enc fwd+bwd@512, together: {floor * 1e3:.1f} ms (median of "
-          f"{rounds} turns; peak {floor_peak:.2f} GiB)", flush=True)
-    print(f"STEP (kit default, eager): {step * 1e3:.1f} ms = {1 / step:.2f} it/s; step/floor = "
+    print(f"FLOOR: U-Net CFG fwd + VAE enc fwd+bwd@512, together, eager: {floor * 1e3:.1f} ms = "
+          f"{1 / floor:.2f} it/s (median of {rounds} turns; peak {floor_peak:.2f} GiB)", flush=True)
+    print(f"STEP eager (kit default): {step * 1e3:.1f} ms = {1 / step:.2f} it/s; step/floor = "
           f"{statistics.median(ratios):.2f} (median of turns; {', '.join(f'{r:.2f}' for r in ratios)}); "
           f"peak {peak:.2f} GiB", flush=True)
     if profile:
         profile_step(sd, device, cfg)
-    if vram_folder:
-        vram_o_step(vram_folder, steps)
-    if do_compile:
+    if model_folder:
+        final_cell_runs(model_folder, final_steps)
+    if explore_parts:
+        explore(sd, device, cfg, repeats, explore_parts)
+    fast_s = None
+    if fast:
         try:
-            start = time.perf_counter()
-            T.faster_unet(sd, compile_mode)
-            T.run(sd, "a hamburger", steps=3, config=cfg, device=device)  # compiles
-            compile_s = time.perf_counter() - start
-            s3, p3 = step_time(sd, device, steps, cfg)
-            u3, _, floor3, _ = floor_time(sd, device, repeats)
-            print(f"STEP with channels_last + torch.compile U-Net: {s3 * 1e3:.1f} ms = {1 / s3:.2f} it/s "
-                  f"(eager {step * 1e3:.1f} ms); U-Net CFG {u3 * 1e3:.1f} ms; floor {floor3 * 1e3:.1f} ms; "
-                  f"peak {p3:.2f} GiB; compile+warm-up {compile_s:.0f} s", flush=True)
+            fast_s = fast_step(sd, device, steps, cfg, step, floor)
         except Exception as error:  # noqa: BLE001 - report and go on
-            print(f"compiled path failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+            print(f"fast path failed: {type(error).__name__}: {str(error)[:600]}", flush=True)
+    print(f"\nSUMMARY {name}, {device_name(device)}: floor {1 / floor:.2f} it/s ({floor * 1e3:.1f} ms); "
+          f"eager loop {1 / step:.2f} it/s ({step / floor:.2f} x floor time, peak {peak:.2f} GiB)"
+          + (f"; fast loop {1 / fast_s:.2f} it/s ({fast_s / floor:.2f} x floor time)" if fast_s else ""),
+          flush=True)
     return step, floor
 
 
@@ -251,17 +424,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="the kit's tiny model (CPU smoke test)")
     parser.add_argument("--models", default="SD 2.1-base,SD 1.5")
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--steps", type=int, default=150,
+                        help="training steps per timed run (the last two thirds are timed)")
+    parser.add_argument("--final-steps", type=int, default=40,
+                        help="training steps of the final-cell runs (memory; vram_O is slow)")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--compile-mode", default="reduce-overhead",
-                        help='torch.compile mode for the U-Net, e.g. "reduce-overhead" (CUDA graphs)')
+    parser.add_argument("--no-fast", action="store_true", help="skip the fast path")
+    parser.add_argument("--no-final-cell", action="store_true", help="skip the final-cell memory runs")
+    parser.add_argument("--final-cell", action="store_true", help="the final-cell memory runs alone")
+    parser.add_argument("--explore", default="", help="time these parts (vae,nerf) under each compile mode")
     parser.add_argument("--profile", action="store_true", help="print where a step's time goes")
-    parser.add_argument("--no-vram-o", action="store_true", help="skip the vram_O=True step")
-    parser.add_argument("--vram-o-only", metavar="FOLDER", help=argparse.SUPPRESS)
+    parser.add_argument("--final-cell-only", metavar="FOLDER", help=argparse.SUPPRESS)
+    parser.add_argument("--vram-o", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cap", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.vram_o_only:
-        return vram_o_only(args.vram_o_only, args.steps)
+    if args.final_cell_only:
+        return final_cell_only(args.final_cell_only, args.steps, args.vram_o, args.cap)
     SD = solution_class()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -270,8 +448,7 @@ def main():
     if args.tiny or not cuda:
         sd = SD(str(device), cuda, False, hf_key=str(TINY_SD))
         cfg_steps, repeats = (min(args.steps, 3), 2) if not cuda else (args.steps, args.repeats)
-        benchmark("tiny (random) SD", sd, device, cfg_steps, repeats,
-                  do_compile=cuda and not args.no_compile, small=not cuda)
+        benchmark("tiny (random) SD", sd, device, cfg_steps, repeats, fast=False, small=not cuda)
         if not cuda:
             print("\nCPU smoke run only: the figures above say nothing about GPU speed.")
         return
@@ -284,11 +461,15 @@ def main():
             print(f"\n{name}: built random weights and loaded in {time.perf_counter() - start:.0f} s; "
                   f"U-Net {sum(p.numel() for p in sd.unet.parameters()) / 1e6:.0f} M params")
             first = name == "SD 2.1-base"
-            step, floor = benchmark(name, sd, device, args.steps, args.repeats,
-                                    vram_folder=None if args.no_vram_o else folder,
-                                    do_compile=not args.no_compile and first,
-                                    profile=args.profile and first, compile_mode=args.compile_mode)
+            if args.final_cell:
+                final_cell_runs(folder, args.final_steps)
+                continue
+            benchmark(name, sd, device, args.steps, args.repeats,
+                      model_folder=folder if first and not args.no_final_cell else None,
+                      fast=first and not args.no_fast, profile=args.profile and first,
+                      explore_parts=[p for p in args.explore.split(",") if p] if first else [], final_steps=args.final_steps)
             del sd
+            torch._dynamo.reset()
             torch.cuda.empty_cache()
 
 

@@ -11,7 +11,9 @@ Everything the text-to-3D cell needs, in one file you can read from top to botto
     view_name, view_prompt
                         the view-dependent prompt suffix ("front view", "side view", ...)
     render              rays -> samples -> encoding -> MLP -> compositing -> shading
-                        (one normal per ray) -> background
+                        (one normal per ray) -> background; render_rays does all but the rays
+                        and the random draws (what the fast path compiles)
+    render_in_chunks    an evaluation render in pieces, so that its memory stays bounded
     orientation_loss, opacity_entropy, opacity_sparsity
                         DreamFusion's regularisers
 
@@ -343,81 +345,115 @@ def finite_difference_normals(field, x, eps):  # x: [N, 3] -> unit normals [N, 3
 
 
 def render(field, camera: Camera, height, width, shading="albedo", num_samples=None,
-           perturb=True, light_position=None, need_normals=None, generator=None):
+           perturb=True, light_position=None, need_normals=None, generator=None,
+           ray_renderer=None):
     """Volume-render B images of `field` from `camera`.
 
     shading: "albedo" (colour only), "lambertian" (albedo x point-light diffuse shading),
              "textureless" (white x the same shading: geometry only), or "normal".
     perturb: stratified random sample positions (training) or bin midpoints (evaluation).
     light_position: [B, 3], or None to draw one near each camera (DreamFusion).
+    ray_renderer: the function that renders the rays: render_rays (None), or a compiled copy of
+             it (sdskit.text_to_3d's fast path).
     Returns a dict of image [B, 3, H, W], opacity [B, 1, H, W], depth [B, 1, H, W], and, when
     normals are computed, normal [B, 3, H, W] (in [-1, 1]) and orientation (a scalar loss).
     """
-    cfg = field.config
-    n_samples = num_samples or cfg.num_samples
-    if need_normals is None:
-        need_normals = shading != "albedo"
+    n_samples = num_samples or field.config.num_samples
     batch, device = len(camera), camera.c2w.device
+    origins, dirs = get_rays(camera, height, width)  # [B, HW, 3] each
+    u = sample_offsets(batch, height * width, n_samples, perturb, generator, device)
+    light_position = _light(field, camera, shading, light_position, generator)
+    out = (ray_renderer or render_rays)(field, origins, dirs, u, shading, light_position,
+                                        need_normals)
 
     def to_image(values):  # [B, HW, C] -> [B, C, H, W]
         return values.transpose(1, 2).reshape(batch, -1, height, width)
 
-    # 1. rays: one per pixel, clipped to the ball that holds the object
-    origins, dirs = get_rays(camera, height, width)  # [B, HW, 3] each
-    near, far, hit = ray_sphere(origins, dirs, cfg.bound, cfg.min_near)  # [B, HW] each
+    for name in ("image", "normal"):
+        if name in out:
+            out[name] = to_image(out[name])
+    for name in ("opacity", "depth"):
+        out[name] = to_image(out[name][..., None])
+    return out
 
-    # 2. samples: t_i = near + (far - near) (i + u_i) / S, u_i ~ U[0, 1) (stratified) or 1/2
-    bins = torch.arange(n_samples, device=device, dtype=torch.float32)  # [S]
+
+def sample_offsets(batch, rays, n_samples, perturb=True, generator=None, device="cpu"):
+    """Where in its bin each sample lies, u in [0, 1): uniform (stratified) or 1/2. -> [B, R, S]"""
     if perturb:
-        u = torch.rand(*near.shape, n_samples, generator=generator, device=device)  # [B, HW, S]
-    else:
-        u = torch.full((*near.shape, n_samples), 0.5, device=device)
-    t = near[..., None] + (far - near)[..., None] * (bins + u) / n_samples  # [B, HW, S]
-    x = origins[..., None, :] + t[..., None] * dirs[..., None, :]  # [B, HW, S, 3]
+        return torch.rand(batch, rays, n_samples, generator=generator, device=device)
+    return torch.full((batch, rays, n_samples), 0.5, device=device)
+
+
+def _light(field, camera, shading, light_position, generator):
+    """The light's position [B, 3] for the shadings that need one: a point light near the camera,
+    position + N(0, jitter^2 I), unless one is given."""
+    if shading not in ("lambertian", "textureless") or light_position is not None:
+        return light_position
+    return camera.position + field.config.light_jitter * torch.randn(
+        len(camera), 3, generator=generator, device=camera.c2w.device)
+
+
+def render_rays(field, origins, dirs, u, shading="albedo", light_position=None, need_normals=None):
+    """Volume-render rays: the part of `render` that draws no random numbers.
+
+    origins, dirs: [B, R, 3] (dirs of unit length); u: [B, R, S] where in its bin each sample lies;
+    light_position: [B, 3] (lambertian and textureless shading).
+    Returns image [B, R, 3], opacity [B, R], depth [B, R], weights [B, R, S], and, when normals
+    are computed, normal [B, R, 3] and orientation (a scalar loss).
+    """
+    cfg = field.config
+    n_samples = u.shape[-1]
+    if need_normals is None:
+        need_normals = shading != "albedo"
+    batch = origins.shape[0]
+
+    # 1. rays, clipped to the ball that holds the object
+    near, far, hit = ray_sphere(origins, dirs, cfg.bound, cfg.min_near)  # [B, R] each
+
+    # 2. samples: t_i = near + (far - near) (i + u_i) / S
+    bins = torch.arange(n_samples, device=origins.device, dtype=torch.float32)  # [S]
+    t = near[..., None] + (far - near)[..., None] * (bins + u) / n_samples  # [B, R, S]
+    x = origins[..., None, :] + t[..., None] * dirs[..., None, :]  # [B, R, S, 3]
 
     # 3.-4. encoding and MLPs: density and albedo at every sample
-    sigma_flat, albedo = field.query(x.reshape(-1, 3))  # [B*HW*S], [B*HW*S, 3]
-    sigma = sigma_flat.reshape(t.shape) * hit[..., None]  # [B, HW, S]; rays that miss see nothing
-    albedo = albedo.reshape(*t.shape, 3)  # [B, HW, S, 3]
+    sigma_flat, albedo = field.query(x.reshape(-1, 3))  # [B*R*S], [B*R*S, 3]
+    sigma = sigma_flat.reshape(t.shape) * hit[..., None]  # [B, R, S]; rays that miss see nothing
+    albedo = albedo.reshape(*t.shape, 3)  # [B, R, S, 3]
 
     # 5. compositing: alpha_i = 1 - exp(-sigma_i delta_i), T_i = prod_{j<i} (1 - alpha_j),
     #    w_i = T_i alpha_i, C = sum_i w_i c_i + (1 - sum_i w_i) background
-    delta = ((far - near) / n_samples)[..., None].expand_as(t)  # [B, HW, S] (equal bins)
-    alpha = 1 - torch.exp(-sigma * delta)  # [B, HW, S]
+    delta = ((far - near) / n_samples)[..., None].expand_as(t)  # [B, R, S] (equal bins)
+    alpha = 1 - torch.exp(-sigma * delta)  # [B, R, S]
     transmittance = torch.cumprod(
         torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1] + 1e-10], dim=-1), dim=-1)
-    weights = alpha * transmittance  # [B, HW, S]
-    opacity = weights.sum(-1)  # [B, HW]
-    depth = (weights * t).sum(-1)  # [B, HW] (expected distance; 0 where empty)
+    weights = alpha * transmittance  # [B, R, S]
+    opacity = weights.sum(-1)  # [B, R]
+    depth = (weights * t).sum(-1)  # [B, R] (expected distance; 0 where empty)
 
     # 6. shading. The albedo is composited like any colour, A = sum_i w_i a_i. The light is
     #    computed once per ray, at the point the ray sees: x_s = o + (depth / opacity) d, with
     #    the normal n = -grad sigma(x_s) / |grad sigma(x_s)| by central differences (6 density
     #    queries per ray). DreamFusion shades every sample with its own normal, which costs those
     #    queries S times over; for a surface, where the weights gather at one depth, the two agree.
-    albedo_map = (weights[..., None] * albedo).sum(-2)  # [B, HW, 3]
+    albedo_map = (weights[..., None] * albedo).sum(-2)  # [B, R, 3]
     out = {}
     if need_normals:
-        seen_at = (depth / opacity.clamp(min=1e-6)).detach()  # [B, HW] distance of the surface
-        surface = origins + seen_at[..., None] * dirs  # [B, HW, 3]
+        seen_at = (depth / opacity.clamp(min=1e-6)).detach()  # [B, R] distance of the surface
+        surface = origins + seen_at[..., None] * dirs  # [B, R, 3]
         normals = finite_difference_normals(field, surface.reshape(-1, 3), cfg.normal_eps)
-        normals = normals.reshape(batch, -1, 3)  # [B, HW, 3]
+        normals = normals.reshape(batch, -1, 3)  # [B, R, 3]
         # DreamFusion's orientation loss, per ray: stopgrad(opacity) max(0, n . d)^2 penalises
         # visible normals that face away from the camera (d points away from it).
-        facing_away = (normals * dirs).sum(-1).clamp(min=0)  # [B, HW]
+        facing_away = (normals * dirs).sum(-1).clamp(min=0)  # [B, R]
         out["orientation"] = (opacity.detach() * facing_away ** 2).mean()
-        out["normal"] = to_image(normals * opacity[..., None])  # 0 where nothing is seen
+        out["normal"] = normals * opacity[..., None]  # 0 where nothing is seen
 
     if shading == "albedo":
         color = albedo_map
     elif shading in ("lambertian", "textureless"):
-        if light_position is None:
-            # a point light near the camera: position + N(0, jitter^2 I)
-            light_position = camera.position + cfg.light_jitter * torch.randn(
-                batch, 3, generator=generator, device=device)
-        to_light = F.normalize(light_position[:, None, :] - surface, dim=-1)  # [B, HW, 3]
+        to_light = F.normalize(light_position[:, None, :] - surface, dim=-1)  # [B, R, 3]
         # Lambertian: ambient + (1 - ambient) max(0, n . l)
-        diffuse = (normals * to_light).sum(-1, keepdim=True).clamp(min=0)  # [B, HW, 1]
+        diffuse = (normals * to_light).sum(-1, keepdim=True).clamp(min=0)  # [B, R, 1]
         light = cfg.ambient + (1 - cfg.ambient) * diffuse
         color = opacity[..., None] * light if shading == "textureless" else albedo_map * light
     elif shading == "normal":
@@ -426,11 +462,40 @@ def render(field, camera: Camera, height, width, shading="albedo", num_samples=N
         raise ValueError(f"unknown shading {shading!r}")
 
     # 7. background behind what is not opaque: C = colour + (1 - opacity) background
-    background = field.background(dirs.reshape(-1, 3)).reshape(batch, -1, 3)  # [B, HW, 3]
-    rgb = color + (1 - opacity[..., None]) * background  # [B, HW, 3]
+    background = field.background(dirs.reshape(-1, 3)).reshape(batch, -1, 3)  # [B, R, 3]
+    rgb = color + (1 - opacity[..., None]) * background  # [B, R, 3]
+    out.update(image=rgb, opacity=opacity, depth=depth, weights=weights)
+    return out
 
-    out.update(image=to_image(rgb), opacity=to_image(opacity[..., None]),
-               depth=to_image(depth[..., None]), weights=weights)
+
+@torch.no_grad()
+def render_in_chunks(field, camera: Camera, height, width, shading="albedo", light_position=None,
+                     max_samples=2 ** 18):
+    """Evaluation render (bin midpoints, no gradient) of one camera at a time, at most
+    `max_samples` samples (rays x samples per ray) at once, so that its memory stays bounded
+    at any image size. Returns image, opacity, depth (and normal) as `render` does."""
+    n_samples = field.config.num_samples
+    chunk = max(1, max_samples // n_samples)  # rays per piece
+    images = []
+    for i in range(len(camera)):
+        one = Camera(camera.radius[i:i + 1], camera.elevation[i:i + 1], camera.azimuth[i:i + 1],
+                     camera.fov[i:i + 1])
+        # lambertian and textureless: the light at the camera unless one is given
+        light = one.position if light_position is None else light_position[i:i + 1]
+        origins, dirs = get_rays(one, height, width)  # [1, HW, 3]
+        pieces = []
+        for start in range(0, height * width, chunk):
+            o, d = origins[:, start:start + chunk], dirs[:, start:start + chunk]
+            u = sample_offsets(1, o.shape[1], n_samples, perturb=False, device=o.device)
+            piece = render_rays(field, o, d, u, shading, light)
+            pieces.append({k: v for k, v in piece.items() if k not in ("orientation", "weights")})
+        images.append({k: torch.cat([p[k] for p in pieces], dim=1) for k in pieces[0]})
+    out = {k: torch.cat([im[k] for im in images]) for k in images[0]}  # [B, R, ...]
+    for name in ("image", "normal"):
+        if name in out:
+            out[name] = out[name].transpose(1, 2).reshape(len(camera), -1, height, width)
+    for name in ("opacity", "depth"):
+        out[name] = out[name].reshape(len(camera), 1, height, width)
     return out
 
 

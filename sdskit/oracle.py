@@ -88,13 +88,18 @@ class OracleUNet(nn.Module):
         return SimpleNamespace(sample=eps.to(sample.dtype))
 
 
-def oracle_config(steps=200, seed=0) -> T.TextTo3DConfig:
-    """The NeRF and loop settings of the check: small enough for two CPU cores."""
+def oracle_config(steps=100, seed=0) -> T.TextTo3DConfig:
+    """The NeRF and loop settings of the check: small enough for two CPU cores.
+
+    Sized from measured runs (seed 0; held-out IoU / PSNR): right SDS reaches 0.950 / 25.6 dB
+    with 100 steps of 24x24 renders and 24 samples per ray (0.933 / 23.9 with 80 steps at 32x32,
+    0.919 / 20.7 with 60 steps at 24x24: too near the pass marks); the sign flipped 0.276 / 2.3,
+    the targets not detached 0.704 / 13.6 (the initial blob, unchanged)."""
     nerf = N.NeRFConfig(grid_levels=6, grid_features=2, grid_log2_size=19, grid_base_res=12,
-                        grid_max_res=64, hidden=32, num_samples=32, background=(1.0, 1.0, 1.0),
+                        grid_max_res=64, hidden=32, num_samples=24, background=(1.0, 1.0, 1.0),
                         blob_density=10.0, blob_radius=0.3)
     return T.TextTo3DConfig(nerf=nerf, steps=steps, grid_lr=3e-2, mlp_lr=3e-3, seed=seed,
-                            height=32, width=32, as_latent=True, albedo_steps_ratio=1.0,
+                            height=24, width=24, as_latent=True, albedo_steps_ratio=1.0,
                             shading_probs={"albedo": 1.0}, lambda_orientation=0.0,
                             lambda_entropy=0.0, lambda_sparsity=0.0, preview_every=0, progress=False,
                             export=False, cpu_steps=None, fp16=False)
@@ -142,10 +147,17 @@ class OracleCheck:
                                                 align_corners=False) - 1
 
     def run(self, steps=None):
+        # Its tensors are small: one thread runs it as fast as two on an idle machine, and much
+        # faster on a busy one (measured on two shared cores: 9 s against 23 s).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         start = time.perf_counter()
-        result = T.run(self.sd, "the oracle ignores the prompt", steps=steps, config=self.config,
-                       device="cpu", before_step=self.before_step)
-        iou, psnr = scores(result.model, self.target)
+        try:
+            result = T.run(self.sd, "the oracle ignores the prompt", steps=steps,
+                           config=self.config, device="cpu", before_step=self.before_step)
+            iou, psnr = scores(result.model, self.target)
+        finally:
+            torch.set_num_threads(threads)
         seconds = time.perf_counter() - start
         return {"iou": iou, "psnr": psnr, "seconds": seconds, "steps": result.steps,
                 "passed": iou >= MIN_IOU and psnr >= MIN_PSNR, "result": result}

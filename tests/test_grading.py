@@ -224,9 +224,11 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
                            capture_output=True, text=True)
     assert found.returncode == 0, "the kit is not installed in this environment: run `make env`"
     course = tmp_path / "course"
-    (course / "source" / "sds").mkdir(parents=True)
+    course.mkdir()
     (course / "nbgrader_config.py").write_text("c = get_config()\n" + "\n".join(RECIPE_CONFIG))
-    shutil.copy(ROOT / "solutions" / submissions.NOTEBOOK, course / "source" / "sds")
+    assert "python KIT/scripts/make_release.py --nbgrader-source source/sds" in readme
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_release.py"), "--nbgrader-source",
+                    "source/sds"], cwd=course, env=env, check=True, capture_output=True)
     (course / "downloaded" / "sds" / "archive").mkdir(parents=True)
     shutil.copy(graded["archive"], course / "downloaded" / "sds" / "archive")
     for step in (["generate_assignment", "sds"], ["zip_collect", "sds"], ["autograde", "sds"],

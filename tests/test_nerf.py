@@ -205,3 +205,16 @@ def test_normals_of_a_ball_point_out_of_it_and_face_the_camera():
     lit = N.render(ball, front, SIZE, SIZE, shading="textureless", perturb=False,
                    light_position=front.position)["image"][0, 0]
     assert lit[SIZE // 2, SIZE // 2] > lit[seen].min() + 0.1
+
+
+@pytest.mark.parametrize("shading", ["albedo", "textureless"])
+def test_render_in_chunks_matches_one_render(shading):
+    torch.manual_seed(0)
+    model = N.NeRF(N.NeRFConfig(grid_levels=4, grid_max_res=32, num_samples=8))
+    cam = inside_camera(2)
+    with torch.no_grad():
+        whole = N.render(model, cam, 12, 12, shading=shading, perturb=False,
+                         light_position=cam.position)
+    pieces = N.render_in_chunks(model, cam, 12, 12, shading=shading, max_samples=5 * 8)  # 5 rays
+    for name in ("image", "opacity", "depth") + (("normal",) if shading != "albedo" else ()):
+        torch.testing.assert_close(pieces[name], whole[name], msg=name)

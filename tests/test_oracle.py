@@ -3,7 +3,7 @@
 A prior that knows the right answer (an oracle denoiser for a known object) drives the kit's
 text-to-3D loop. SDS done right must reconstruct the object on held-out views; SDS done wrong
 (the gradient's sign flipped, or the targets not detached) must fail the same check.
-About 40 s per optimisation on two CPU cores; three of them here.
+About 10 s per optimisation on one CPU thread (100 steps of 24x24 renders); three of them here.
 """
 
 import pytest

@@ -62,6 +62,12 @@ def test_nothing_secret_is_in_the_bundle(bundle):
     assert leaks.find_leaks(bundle) == []
 
 
+def test_release_prose_shows_no_code_answer():
+    """The leak search trusts what the release shows; so the release itself must not spell out
+    an answer in its prose or code (blank 1's title, `super().__init__()`, is its answer)."""
+    assert leaks.answers_shown_by_release() == []
+
+
 def _hidden():
     return torch.load(HIDDEN_REFERENCES, weights_only=True)
 
@@ -87,7 +93,16 @@ def _hidden_test_source() -> str:
     return next(locate.source(c) for c in cells if locate.grade_id(c) == "blank5_hidden")
 
 
+def _model_answer_line() -> str:
+    """A line of the Korean edition's model answer to a "think about it" question."""
+    text = next(SOLUTIONS.rglob("*.md")).read_text(encoding="utf-8")
+    region = text.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
+    return max(region.splitlines(), key=len)
+
+
 INJECTIONS = {
+    "a translated model answer": ("answer or hidden test", lambda b: _inject_into_markdown(
+        b, _model_answer_line())),
     "answer line in a comment": ("answer or hidden test", lambda b: _append(
         b / "sdskit" / "figures.py", f"\n# the answer to blank 5: {_answer(5)}\n")),
     "re-spaced answer in a message": ("answer or hidden test", lambda b: _append(
