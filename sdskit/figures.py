@@ -131,10 +131,8 @@ def one_step_denoise(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
     x0_hat = (z_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), decoded by the VAE.
     """
     generator = torch.Generator().manual_seed(seed)
-    image_512 = F.interpolate(image.to(sd.device), size=(512, 512), mode="bilinear",
-                              align_corners=False)
     torch.manual_seed(seed)
-    z0 = sd.encode_imgs(image_512)  # [1, 4, 64, 64]
+    z0 = sd.encode_rgb(image.to(sd.device))  # [1, 4, 64, 64], through your blank 4
     fig, ax = plt.subplots(2, len(timesteps), figsize=(2.6 * len(timesteps), 5.4))
     for column, t in enumerate(timesteps):
         noise = torch.randn(z0.shape, generator=generator).to(z0)
@@ -164,10 +162,8 @@ def plot_sds_grad_vs_t(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
     """The SDS gradient's size ||w(t) (eps_hat - eps)|| per latent element, over t."""
     if timesteps is None:
         timesteps = list(range(sd.min_step, sd.max_step + 1, 48))
-    image_512 = F.interpolate(image.to(sd.device), size=(512, 512), mode="bilinear",
-                              align_corners=False)
     torch.manual_seed(seed)
-    z0 = sd.encode_imgs(image_512)
+    z0 = sd.encode_rgb(image.to(sd.device))  # [1, 4, 64, 64], through your blank 4
     sizes, unweighted = [], []
     for t in timesteps:
         noise = torch.randn_like(z0)
