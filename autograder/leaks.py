@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from autograder import submissions
+from autograder.locate import grade_id, source
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, ROOT, SOLUTIONS
 
 _SOLUTION = re.compile(r"^[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", re.S | re.M)
@@ -54,10 +55,6 @@ def _statement(line: str) -> bool:
     return True
 
 
-def _source(cell: dict) -> str:
-    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-
-
 def _notebook_cells(path: Path) -> list[dict]:
     return json.loads(Path(path).read_text())["cells"]
 
@@ -67,7 +64,7 @@ def public_text() -> str:
     parts = []
     for path in sorted(NOTEBOOKS.glob("*.ipynb")):
         for cell in _notebook_cells(path):
-            parts.append(_normal(_source(cell)))
+            parts.append(_normal(source(cell)))
     return "\n".join(parts)
 
 
@@ -92,21 +89,21 @@ def _secrets_before_public() -> dict[str, str]:
     for path in sorted(SOLUTIONS.glob("*.ipynb")):
         name = path.name
         for cell in _notebook_cells(path):
-            source = _source(cell)
-            grade_id = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id", "?")
+            text = source(cell)
+            cell_id = grade_id(cell) or "?"
             code = cell["cell_type"] == "code"
-            for region in _SOLUTION.findall(source):
-                add(region, f"answer in {name} cell {grade_id}")
+            for region in _SOLUTION.findall(text):
+                add(region, f"answer in {name} cell {cell_id}")
                 for line in region.splitlines():
-                    add(line, f"answer line in {name} cell {grade_id}", code=code)
+                    add(line, f"answer line in {name} cell {cell_id}", code=code)
                     rhs = _ASSIGNMENT.match(line.strip())
                     if code and rhs:
-                        add(rhs.group(1), f"answer expression in {name} cell {grade_id}", code=True)
-            for region in _HIDDEN.findall(source):
-                add(source, f"hidden test cell {grade_id} of {name}")
-                add(region, f"hidden tests of {grade_id} in {name}")
+                        add(rhs.group(1), f"answer expression in {name} cell {cell_id}", code=True)
+            for region in _HIDDEN.findall(text):
+                add(text, f"hidden test cell {cell_id} of {name}")
+                add(region, f"hidden tests of {cell_id} in {name}")
                 for line in region.splitlines():
-                    add(line, f"hidden test line in {name} cell {grade_id}", code=True)
+                    add(line, f"hidden test line in {name} cell {cell_id}", code=True)
     for path in sorted(SOLUTIONS.rglob("*.md")):  # translations of the markdown cells
         for region in _SOLUTION.findall(path.read_text(encoding="utf-8")):
             add(region, f"model answer in {path.relative_to(SOLUTIONS)}")
@@ -187,7 +184,7 @@ def find_leaks(folder: Path) -> list[str]:
         text = _normal(data.decode("utf-8", errors="ignore"))
         if path.suffix == ".ipynb":  # a notebook's JSON escapes quotes and newlines: search its cells
             try:
-                text += "\n" + "\n".join(_normal(_source(c)) for c in json.loads(data)["cells"])
+                text += "\n" + "\n".join(_normal(source(c)) for c in json.loads(data)["cells"])
             except (ValueError, KeyError, TypeError):
                 pass
         for secret, what in secrets.items():

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
+from autograder.locate import grade_id, source  # noqa: E402  (re-used by the tests)
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.paths import SOLUTIONS  # noqa: E402
 
@@ -61,15 +62,6 @@ class Translated:
 def translation_file(notebook: str, language: str) -> Path:
     """solutions/translations/sds_assignment_ko.md for ("sds_assignment.ipynb", "ko")."""
     return TRANSLATIONS / f"{Path(COURSE.edition(notebook, language)).stem}.md"
-
-
-def source(cell: dict) -> str:
-    text = cell.get("source", "")
-    return text if isinstance(text, str) else "".join(text)
-
-
-def grade_id(cell: dict) -> str | None:
-    return (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
 
 
 def sha256(text: str) -> str:
