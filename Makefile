@@ -3,7 +3,8 @@
 #               grade the example class, run the solution notebooks on the CPU
 #   make test   create the environment and run the whole test suite
 # And for instructors:
-#   make regenerate   rebuild every generated file (tiny model, reference tensors, figures, notebooks/)
+#   make regenerate   rebuild every generated file (tiny model, reference tensors, figures,
+#                     message catalogues, notebooks/)
 #   make student      build the student repository build/student/ and its zip (nothing secret in it)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 #   make gradescope   write build/gradescope/autograder.zip (Gradescope's autograder format)
@@ -14,7 +15,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: env sandbox demo test regenerate tiny-model references figures release student grade gradescope benchmark clean
+.PHONY: env sandbox demo test regenerate tiny-model references figures catalogue release student grade gradescope benchmark clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +44,15 @@ references: env
 figures: env
 	$(PY) scripts/make_figures.py
 
+# The message catalogues (sdskit/locale/): extract every tr("...") with Babel, merge into each
+# language's .po, compile the .mo files; it lists what still needs a translation.
+catalogue: env
+	$(PY) scripts/make_catalogue.py
+
 release: env
 	$(PY) scripts/make_release.py
 
-regenerate: tiny-model references figures release
+regenerate: tiny-model references figures catalogue release
 
 student: release
 	$(PY) scripts/make_student.py

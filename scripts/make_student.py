@@ -108,6 +108,10 @@ def student_files() -> dict[str, Path]:
     """{path in the bundle: source file} for everything a student gets."""
     files = {f"notebooks/{p.name}": p for p in sorted(NOTEBOOKS.glob("*.ipynb"))}
     files.update({f"sdskit/{p.name}": p for p in sorted((ROOT / "sdskit").glob("*.py"))})
+    # The message catalogues (sdskit/i18n.py): the compiled .mo files gettext reads, and the
+    # .po sources beside them.
+    files.update({str(p.relative_to(ROOT)): p for p in sorted((ROOT / "sdskit" / "locale").rglob("*"))
+                  if p.is_file() and p.suffix in (".po", ".mo")})
     files.update({str(p.relative_to(ROOT)): p for p in sorted(TINY_SD.rglob("*")) if p.is_file()})
     files[str(REFERENCES.relative_to(ROOT))] = REFERENCES
     files["requirements-colab.txt"] = ROOT / "requirements-colab.txt"

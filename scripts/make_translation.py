@@ -1,7 +1,9 @@
 """Editions of the notebooks in other languages, made from one source: the English solution
 notebook, and beside it the translation of its markdown cells, solutions/translations/
 <notebook>_<language>.md (sds_assignment_ko.md). Code cells, tests, points and grade ids come
-from the English notebook unchanged; only the markdown cells' text is replaced.
+from the English notebook unchanged; only the markdown cells' text is replaced, and the setup
+cell's language and messages (it runs before the kit is there; its messages are in the kit's
+catalogue, sdskit/locale/, and `localize_setup` writes them in).
 
     python scripts/make_translation.py                   # what is missing or out of date
     python scripts/make_translation.py --accept ko md_9  # md_9's Korean matches its English now
@@ -20,11 +22,15 @@ editions' release notebooks with nbgrader, like the English one.
 """
 
 import argparse
+import ast
 import copy
 import hashlib
+import io
 import json
 import re
 import sys
+import tokenize
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,15 +161,70 @@ def problems(notebook: dict, translation: dict[str, Translated], where: str,
     return found
 
 
-def translate(notebook: dict, translation: dict[str, Translated]) -> dict:
+def _set_source(cell: dict, text: str) -> None:
+    lines = text.split("\n")
+    cell["source"] = [line + "\n" for line in lines[:-1]] + lines[-1:]
+
+
+def _literal(text: str, indent: str, width: int = 88) -> str:
+    """`text` as Python string literals, implicitly joined, one per line under `indent`."""
+    def shown(piece: str) -> int:  # columns on screen: Hangul and other wide letters take two
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in repr(piece))
+
+    pieces, line = [], ""
+    for word in re.split(r"(?<= )", text):
+        if line and shown(line + word) > width - len(indent):
+            pieces.append(line)
+            line = ""
+        line += word
+    pieces.append(line)
+    return f"\n{indent}".join(repr(piece) for piece in pieces)
+
+
+def localize_setup(code: str, language: str) -> str:
+    """The setup cell of an edition: `LANGUAGE = "<language>"`, and the text of each `_say(...)`
+    message replaced by its translation from the catalogue (sdskit/locale/; `make catalogue`).
+    The cell runs before the kit's files are on the machine, so it carries its own words."""
+    from sdskit.i18n import tr_in
+
+    code = re.sub(r'^LANGUAGE = "[a-z]+"', f'LANGUAGE = "{language}"', code, count=1, flags=re.M)
+    tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    lines = code.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    spans = []
+    for i, token in enumerate(tokens[:-2]):
+        if token.type == tokenize.NAME and token.string == "_say" and tokens[i + 1].string == "(":
+            strings = []
+            for following in tokens[i + 2:]:
+                if following.type == tokenize.STRING:
+                    strings.append(following)
+                elif following.type not in (tokenize.NL, tokenize.COMMENT):
+                    break
+            if not strings:
+                continue
+            english = ast.literal_eval(" ".join(t.string for t in strings))
+            start = offsets[strings[0].start[0] - 1] + strings[0].start[1]
+            end = offsets[strings[-1].end[0] - 1] + strings[-1].end[1]
+            indent = " " * strings[0].start[1]
+            spans.append((start, end, _literal(tr_in(language, english), indent)))
+    for start, end, replacement in reversed(spans):
+        code = code[:start] + replacement + code[end:]
+    return code
+
+
+def translate(notebook: dict, translation: dict[str, Translated], language: str) -> dict:
     """The notebook with each translated markdown cell's text replaced (attachments, ids and
-    metadata kept); cells without a translation stay in English."""
+    metadata kept; cells without a translation stay in English), and its setup cell in
+    `language` (`localize_setup`)."""
     edition = copy.deepcopy(notebook)
     for cell in edition["cells"]:
         gid = grade_id(cell)
         if cell.get("cell_type") == "markdown" and gid in translation:
-            lines = translation[gid].text.split("\n")
-            cell["source"] = [line + "\n" for line in lines[:-1]] + lines[-1:]
+            _set_source(cell, translation[gid].text)
+        elif cell.get("cell_type") == "code" and gid == "setup":
+            _set_source(cell, localize_setup(source(cell), language))
     return edition
 
 
@@ -179,7 +240,7 @@ def editions() -> list[tuple[str, str]]:
 def edition_notebook(notebook: str, language: str) -> dict:
     """The translated solution notebook: nbgrader's source for the edition's release."""
     translation = read_translation(translation_file(notebook, language))
-    return translate(read_notebook(notebook), translation)
+    return translate(read_notebook(notebook), translation, language)
 
 
 def report() -> int:

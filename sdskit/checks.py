@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from sdskit.i18n import N_, lazy, render, tr, tr_in
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD
 
 # Tolerances for comparing with the references (float32 on the CPU). Blank 4 runs the VAE,
@@ -37,8 +38,8 @@ ATOL_VAE, RTOL_VAE = 1e-4, 1e-3
 
 
 CASES = ("visible", "hidden")
-HIDDEN_NOT_HERE = ("the hidden tests are not in your copy of the assignment: they run when your "
-                   "work is graded. Run the visible test to check your work now.")
+HIDDEN_NOT_HERE = N_("the hidden tests are not in your copy of the assignment: they run when "
+                     "your work is graded. Run the visible test to check your work now.")
 
 
 @dataclass
@@ -46,7 +47,9 @@ class Report:
     """What a check found: `passed`, and a message for the student when it did not.
 
     `not_run` holds why the check could not run at all (hidden cases asked for in a student's
-    copy, or an unknown `cases`); such a report has not passed, and says so in one line."""
+    copy, or an unknown `cases`); such a report has not passed, and says so in one line.
+    `blank` is the blank's English name (a catalogue message, sdskit/i18n.py); the problems are
+    already in the student's language."""
 
     blank: str
     problems: list[str] = field(default_factory=list)
@@ -58,12 +61,17 @@ class Report:
 
     @property
     def message(self) -> str:
+        return self.message_in(None)
+
+    def message_in(self, code: str | None) -> str:
+        """The message in the language `code` (None: the current one, sdskit/i18n.py)."""
+        blank = tr_in(code, self.blank) if code else tr(self.blank)
         if self.not_run:
-            return f"{self.blank}: {self.not_run}"
+            return f"{blank}: {render(self.not_run, code)}"
         if self.passed:
-            return f"{self.blank}: all checks passed."
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        return f"\n{self.blank}: not yet right.\n{lines}"
+            return render(lazy("{blank}: all checks passed.", blank=blank), code)
+        lines = "\n".join(f"  - {render(p, code)}" for p in self.problems)
+        return "\n" + render(lazy("{blank}: not yet right.", blank=blank), code) + f"\n{lines}"
 
     def __str__(self) -> str:
         return self.message
@@ -136,7 +144,7 @@ def _student_frame(error: BaseException) -> str:
     if not own:
         return ""
     line = (own[-1].line or "").strip()
-    return f" (in your code: `{line}`)" if line else ""
+    return " " + lazy("(in your code: `{line}`)", line=line) if line else ""
 
 
 def _call(blank: str, method: str, fn, *args):
@@ -144,25 +152,23 @@ def _call(blank: str, method: str, fn, *args):
     try:
         return fn(*args)
     except NotImplementedError as error:
-        raise _StudentCodeFailed(
-            f"{method} still raises NotImplementedError: {blank} is not filled in yet "
-            "(replace `raise NotImplementedError()` with your code, then run that cell)."
-        ) from error
+        raise _StudentCodeFailed(lazy(
+            "{method} still raises NotImplementedError: {blank} is not filled in yet "
+            "(replace `raise NotImplementedError()` with your code, then run that cell).",
+            method=method, blank=lazy(blank))) from error
     except Exception as error:  # noqa: BLE001 - any error of the student's becomes a message
-        raise _StudentCodeFailed(
-            f"{method} raised {type(error).__name__}: {str(error).strip()[:300]}"
-            f"{_student_frame(error)}"
-        ) from error
+        raise _StudentCodeFailed(lazy(
+            "{method} raised {error}: {text}", method=method, error=type(error).__name__,
+            text=str(error).strip()[:300]) + _student_frame(error)) from error
 
 
 def _method(sd, name: str, blank: str):
     """The student's method `name`, or a message that it is not defined."""
     fn = getattr(sd, name, None)
     if fn is None:
-        raise _StudentCodeFailed(
-            f"StableDiffusion has no method `{name}`. Run the cell that defines it for {blank} "
-            f"(it ends with `StableDiffusion.{name} = {name}`)."
-        )
+        raise _StudentCodeFailed(lazy(
+            "StableDiffusion has no method `{name}`. Run the cell that defines it for {blank} "
+            "(it ends with `StableDiffusion.{name} = {name}`).", name=name, blank=lazy(blank)))
     return fn
 
 
@@ -170,34 +176,39 @@ def _tensor_problem(what: str, got, expected: torch.Tensor, atol: float, rtol: f
                     hints=()) -> str | None:
     """None if `got` matches `expected`; else what differs. `hints` are pairs (what a common
     mistake would give, the hint for it): the first whose tensor `got` matches is added."""
+    what = lazy(what)  # rendered with the message
     if not isinstance(got, torch.Tensor):
-        return f"{what} should be a torch.Tensor, but it is a {type(got).__name__}."
+        return lazy("{what} should be a torch.Tensor, but it is a {kind}.", what=what,
+                  kind=type(got).__name__)
     if tuple(got.shape) != tuple(expected.shape):
-        return (f"{what} should have shape {list(expected.shape)}, "
-                f"but it has shape {list(got.shape)}.")
+        return lazy("{what} should have shape {expected}, but it has shape {shape}.", what=what,
+                  expected=list(expected.shape), shape=list(got.shape))
     if not got.is_floating_point():
-        return f"{what} should hold floating-point numbers, but its dtype is {got.dtype}."
+        return lazy("{what} should hold floating-point numbers, but its dtype is {dtype}.",
+                  what=what, dtype=got.dtype)
     got = got.detach().float().cpu()
     expected = expected.float()
     if not torch.isfinite(got).all():
-        return f"{what} contains NaN or inf values."
+        return lazy("{what} contains NaN or inf values.", what=what)
     if torch.allclose(got, expected, atol=atol, rtol=rtol):
         return None
-    worst = (got - expected).abs().max().item()
-    message = (f"{what} has the right shape but wrong values: the largest difference from the "
-               f"expected values is {worst:.3g} (allowed: {atol:g} + {rtol:g} x |expected|).")
+    worst = format((got - expected).abs().max().item(), ".3g")
+    message = lazy("{what} has the right shape but wrong values: the largest difference from the "
+                   "expected values is {worst} (allowed: {atol} + {rtol} x |expected|).",
+                   what=what, worst=worst, atol=format(atol, "g"), rtol=format(rtol, "g"))
     for mistake, hint in hints:
         if torch.allclose(got, mistake.float(), atol=atol, rtol=rtol):
-            return f"{message} Hint: {hint}"
+            return message + " " + lazy("Hint: {hint}", hint=lazy(hint))
     return message
 
 
 def _cannot_run(blank: str, cases) -> Report | None:
     """A one-line report if these cases cannot be checked here, else None."""
     if cases not in CASES:
-        return Report(blank, not_run=f"cases should be 'visible' or 'hidden', not {cases!r}.")
+        return Report(blank, not_run=lazy("cases should be 'visible' or 'hidden', not {cases}.",
+                                        cases=repr(cases)))
     if cases == "hidden" and not hidden_available():
-        return Report(blank, not_run=HIDDEN_NOT_HERE)
+        return Report(blank, not_run=lazy(HIDDEN_NOT_HERE))
     return None
 
 
@@ -206,7 +217,7 @@ def _run(blank: str, body) -> Report:
     try:
         body(report.problems)
     except _StudentCodeFailed as failure:
-        report.problems.append(str(failure))
+        report.problems.append(failure.args[0])
     return report
 
 
@@ -216,7 +227,7 @@ def _run(blank: str, body) -> Report:
 def blank1_super_init(cls, cases: str = "visible") -> Report:
     """The constructor initialises nn.Module, so the U-Net, VAE and text encoder are
     registered as submodules (blank 2 is replaced by its reference values here)."""
-    blank = "Blank 1 (super().__init__())"
+    blank = N_("Blank 1 (super().__init__())")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
     ref = references()["init"]
@@ -233,44 +244,44 @@ def blank1_super_init(cls, cases: str = "visible") -> Report:
         try:
             sd = WithReferenceStepRange("cpu", False, False, hf_key=str(TINY_SD), t_range=t_range)
         except NotImplementedError as error:
-            raise _StudentCodeFailed(
+            raise _StudentCodeFailed(lazy(
                 "StableDiffusion(...) still raises NotImplementedError: Blank 1 is not filled "
                 "in yet (replace `raise NotImplementedError()` in __init__, then run the cell)."
-            ) from error
+            )) from error
         except AttributeError as error:
             hint = ""
             if "before Module.__init__()" in str(error):
-                hint = (" Hint: a subclass of nn.Module must call the parent constructor, "
-                        "super().__init__(), before it stores any submodule or parameter.")
-            raise _StudentCodeFailed(
-                f"StableDiffusion(...) raised AttributeError: {error}{_student_frame(error)}.{hint}"
-            ) from error
+                hint = " " + lazy("Hint: a subclass of nn.Module must call the parent "
+                                  "constructor, super().__init__(), before it stores any "
+                                  "submodule or parameter.")
+            raise _StudentCodeFailed(lazy(
+                "StableDiffusion(...) raised AttributeError: {error}", error=str(error))
+                + _student_frame(error) + "." + hint) from error
         except Exception as error:  # noqa: BLE001
-            raise _StudentCodeFailed(
-                f"StableDiffusion(...) raised {type(error).__name__}: {str(error)[:300]}"
-                f"{_student_frame(error)}"
+            raise _StudentCodeFailed(lazy(
+                "{method} raised {error}: {text}", method="StableDiffusion(...)",
+                error=type(error).__name__, text=str(error)[:300]) + _student_frame(error)
             ) from error
         if not isinstance(sd, nn.Module):
-            problems.append("StableDiffusion should be an nn.Module.")
+            problems.append(lazy("StableDiffusion should be an nn.Module."))
             return
         registered = set(getattr(sd, "_modules", {}) or {})
         missing = [name for name in ("vae", "text_encoder", "unet") if name not in registered]
         if missing:
-            problems.append(
-                f"After __init__, {missing} are not registered as submodules, so .to(device) "
-                "and .parameters() would miss them. Hint: call super().__init__() first."
-            )
+            problems.append(lazy(
+                "After __init__, {missing} are not registered as submodules, so .to(device) "
+                "and .parameters() would miss them. Hint: call super().__init__() first.",
+                missing=missing))
         if seen.get("t_range") != t_range:
-            problems.append(
-                f"__init__ should pass its t_range to set_step_range: it was called with "
-                f"{seen.get('t_range')!r}, expected {t_range!r}."
-            )
+            problems.append(lazy(
+                "__init__ should pass its t_range to set_step_range: it was called with "
+                "{seen}, expected {expected}.", seen=repr(seen.get("t_range")),
+                expected=repr(t_range)))
         if cases == "hidden" and not problems:
             n_params = sum(p.numel() for p in sd.parameters())
             if n_params != case["n_parameters"]:
-                problems.append(
-                    f"sd.parameters() holds {n_params} numbers, expected {case['n_parameters']}."
-                )
+                problems.append(lazy("sd.parameters() holds {count} numbers, expected {expected}.",
+                                   count=n_params, expected=case["n_parameters"]))
 
     return _run(blank, body)
 
@@ -280,7 +291,7 @@ def blank1_super_init(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 def blank2_step_range(cls, cases: str = "visible") -> Report:
     """set_step_range turns the fractions t_range into whole-number timesteps."""
-    blank = "Blank 2 (min_step and max_step)"
+    blank = N_("Blank 2 (min_step and max_step)")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
 
@@ -294,20 +305,22 @@ def blank2_step_range(cls, cases: str = "visible") -> Report:
             for name in ("min_step", "max_step"):
                 got = getattr(sd, name, None)
                 want = case[name]
-                where = (f"with num_train_timesteps={case['num_train_timesteps']} and "
-                         f"t_range={list(case['t_range'])}")
+                where = lazy("with num_train_timesteps={steps} and t_range={t_range}",
+                           steps=case["num_train_timesteps"], t_range=list(case["t_range"]))
                 if got is None:
-                    problems.append(f"self.{name} was not set ({where}).")
+                    problems.append(lazy("self.{name} was not set ({where}).", name=name,
+                                       where=where))
                 elif isinstance(got, bool) or not isinstance(got, int):
-                    problems.append(
-                        f"self.{name} should be a Python int, but it is {got!r} "
-                        f"({type(got).__name__}) {where}. Hint: wrap it in int(...)."
-                    )
+                    problems.append(lazy(
+                        "self.{name} should be a Python int, but it is {got} ({kind}) {where}. "
+                        "Hint: wrap it in int(...).", name=name, got=repr(got),
+                        kind=type(got).__name__, where=where))
                 elif got != want:
                     hint = ""
                     if got in (0, 1) or got == round(case["t_range"][name == "max_step"]):
-                        hint = " Hint: t_range holds fractions of num_train_timesteps."
-                    problems.append(f"self.{name} is {got}, expected {want} {where}.{hint}")
+                        hint = " " + lazy("Hint: t_range holds fractions of num_train_timesteps.")
+                    problems.append(lazy("self.{name} is {got}, expected {want} {where}.",
+                                       name=name, got=got, want=want, where=where) + hint)
             if problems:
                 return
 
@@ -319,7 +332,7 @@ def blank2_step_range(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
     """interpolate_latents resizes to 64x64 (bilinear) and maps [0, 1] to [-1, 1]."""
-    blank = "Blank 3 (latents from pred_rgb, as_latent=True)"
+    blank = N_("Blank 3 (latents from pred_rgb, as_latent=True)")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
     case = references()["blank3"][cases]
@@ -330,19 +343,19 @@ def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
         pred_rgb = case["pred_rgb"].clone().requires_grad_(True)
         latents = _call(blank, "interpolate_latents", fn, pred_rgb)
         expected = case["latents"]
-        problem = _tensor_problem("latents", latents, expected, ATOL, RTOL, hints=[
+        problem = _tensor_problem(N_("latents"), latents, expected, ATOL, RTOL, hints=[
             ((expected + 1) / 2,
-             "the values are still in [0, 1]; latents are expected in [-1, 1] (2 * x - 1)."),
+             N_("the values are still in [0, 1]; latents are expected in [-1, 1] (2 * x - 1).")),
             (2 * torch.nn.functional.interpolate(case["pred_rgb"], size=(64, 64),
                                                  mode="bilinear", align_corners=True) - 1,
-             "use align_corners=False, as the image encoder's resize does."),
+             N_("use align_corners=False, as the image encoder's resize does.")),
         ])
         if problem:
             problems.append(problem)
             return
         if not latents.requires_grad:
-            problems.append("latents carry no gradient back to pred_rgb: do not detach them "
-                            "or compute them under torch.no_grad().")
+            problems.append(lazy("latents carry no gradient back to pred_rgb: do not detach them "
+                               "or compute them under torch.no_grad()."))
 
     return _run(blank, body)
 
@@ -352,7 +365,7 @@ def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
     """encode_rgb resizes to 512x512 and encodes with encode_imgs; gradient reaches pred_rgb."""
-    blank = "Blank 4 (resize to 512 and encode)"
+    blank = N_("Blank 4 (resize to 512 and encode)")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
     case = references()["blank4"][cases]
@@ -366,26 +379,28 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
         expected = case["latents"]
         if isinstance(latents, torch.Tensor) and tuple(latents.shape) != tuple(expected.shape):
             side = latents.shape[-1] if latents.dim() == 4 else None
-            extra = (" Hint: the VAE shrinks images 8x, so resize pred_rgb to (512, 512) first."
-                     if side not in (None, 64) else "")
-            problems.append(f"latents should have shape {list(expected.shape)}, but it has "
-                            f"shape {list(latents.shape)}.{extra}")
+            extra = (" " + lazy("Hint: the VAE shrinks images 8x, so resize pred_rgb to (512, 512) "
+                              "first.") if side not in (None, 64) else "")
+            problems.append(lazy("{what} should have shape {expected}, but it has shape {shape}.",
+                               what=lazy("latents"), expected=list(expected.shape),
+                               shape=list(latents.shape)) + extra)
             return
-        problem = _tensor_problem("latents", latents, expected, ATOL_VAE, RTOL_VAE)
+        problem = _tensor_problem(N_("latents"), latents, expected, ATOL_VAE, RTOL_VAE)
         if problem:
-            problems.append(problem + " Hint: use bilinear resizing with align_corners=False, "
-                            "then self.encode_imgs (which expects pixels in [0, 1]).")
+            problems.append(problem + " " + lazy("Hint: use bilinear resizing with "
+                                               "align_corners=False, then self.encode_imgs "
+                                               "(which expects pixels in [0, 1])."))
             return
         if not latents.requires_grad:
-            problems.append("latents carry no gradient back to pred_rgb: SDS needs the "
-                            "gradient to flow through the encoder, so no torch.no_grad() or "
-                            ".detach() here.")
+            problems.append(lazy("latents carry no gradient back to pred_rgb: SDS needs the "
+                               "gradient to flow through the encoder, so no torch.no_grad() or "
+                               ".detach() here."))
             return
         latents.backward(case["upstream"])
         if pred_rgb.grad is None:
-            problems.append("No gradient reached pred_rgb through the encoder.")
+            problems.append(lazy("No gradient reached pred_rgb through the encoder."))
             return
-        problem = _tensor_problem("the gradient reaching pred_rgb", pred_rgb.grad,
+        problem = _tensor_problem(N_("the gradient reaching pred_rgb"), pred_rgb.grad,
                                   case["pred_rgb_grad"], ATOL_VAE, RTOL_VAE)
         if problem:
             problems.append(problem)
@@ -399,7 +414,7 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
 def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
     """sample_timestep draws whole-number t uniformly from min_step..max_step, both ends
     included, on self.device; shape (1,) as in DreamFusion's code, or one t per batch element."""
-    blank = "Blank 5 (sampling t)"
+    blank = N_("Blank 5 (sampling t)")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
 
@@ -414,36 +429,41 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
             for _ in range(draws):
                 t = _call(blank, "sample_timestep", fn, batch)
                 if not isinstance(t, torch.Tensor):
-                    problems.append(f"t should be a torch.Tensor, but it is a {type(t).__name__}.")
+                    problems.append(lazy("{what} should be a torch.Tensor, but it is a {kind}.",
+                                       what="t", kind=type(t).__name__))
                     return
                 if t.dtype != torch.long:
-                    problems.append(f"t should hold integers (torch.long), but its dtype is "
-                                    f"{t.dtype}. Hint: torch.randint gives integers.")
+                    problems.append(lazy("t should hold integers (torch.long), but its dtype is "
+                                       "{dtype}. Hint: torch.randint gives integers.",
+                                       dtype=t.dtype))
                     return
                 if tuple(t.shape) not in {(1,), (batch,)}:
-                    problems.append(f"t should have shape [1] or [{batch}] (batch size "
-                                    f"{batch}), but it has shape {list(t.shape)}.")
+                    problems.append(lazy("t should have shape [1] or [{batch}] (batch size "
+                                       "{batch}), but it has shape {shape}.", batch=batch,
+                                       shape=list(t.shape)))
                     return
                 if t.device != sd.device:
-                    problems.append(f"t should be on self.device ({sd.device}), but it is on "
-                                    f"{t.device}.")
+                    problems.append(lazy("t should be on self.device ({expected}), but it is on "
+                                       "{device}.", expected=sd.device, device=t.device))
                     return
                 seen.append(t)
             values = torch.cat(seen)
             low, high = int(values.min()), int(values.max())
             if low < lo or high > hi:
-                problems.append(f"With min_step={lo} and max_step={hi}, t took values from {low} "
-                                f"to {high}: every t must lie in [min_step, max_step].")
+                problems.append(lazy("With min_step={lo} and max_step={hi}, t took values from "
+                                   "{low} to {high}: every t must lie in [min_step, max_step].",
+                                   lo=lo, hi=hi, low=low, high=high))
                 return
             # Ends and uniformity are checked where every value is expected 20+ times.
             if values.numel() < 20 * (hi - lo + 1):
                 continue
             if low != lo or high != hi:
                 missing = lo if low != lo else hi
-                hint = (" Hint: torch.randint(low, high, ...) never returns high itself."
+                hint = (" " + lazy("Hint: torch.randint(low, high, ...) never returns high itself.")
                         if missing == hi else "")
-                problems.append(f"With min_step={lo} and max_step={hi}, {values.numel()} draws "
-                                f"never gave t={missing}: both ends must be possible.{hint}")
+                problems.append(lazy("With min_step={lo} and max_step={hi}, {draws} draws never "
+                                   "gave t={missing}: both ends must be possible.", lo=lo, hi=hi,
+                                   draws=values.numel(), missing=missing) + hint)
                 return
             counts = torch.bincount(values - lo, minlength=hi - lo + 1).float()
             expected = values.numel() / (hi - lo + 1)
@@ -451,8 +471,9 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
             # sampler crosses with probability below 1e-8.
             spread = 6 * math.sqrt(expected) + 1
             if ((counts - expected).abs() > spread).any():
-                problems.append(f"With min_step={lo} and max_step={hi}, t is not uniform: "
-                                f"counts per value were {counts.int().tolist()}.")
+                problems.append(lazy("With min_step={lo} and max_step={hi}, t is not uniform: "
+                                   "counts per value were {counts}.", lo=lo, hi=hi,
+                                   counts=counts.int().tolist()))
                 return
 
     return _run(blank, body)
@@ -463,7 +484,7 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
     """sds_gradient returns the weighted SDS gradient with respect to the latents."""
-    blank = "Blank 6 (the SDS gradient)"
+    blank = N_("Blank 6 (the SDS gradient)")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
     case = references()["blank6"][cases]
@@ -476,9 +497,10 @@ def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
         expected = case["grad"]
         problem = _tensor_problem("grad", grad, expected, ATOL, RTOL, hints=[
             (-expected,
-             "the sign is flipped: it is the predicted noise minus the noise that was added."),
-            (noise_pred - noise, "multiply by the weight w."),
-            (w * noise_pred, "subtract the noise that was added (noise) from the prediction."),
+             N_("the sign is flipped: it is the predicted noise minus the noise that was added.")),
+            (noise_pred - noise, N_("multiply by the weight w.")),
+            (w * noise_pred,
+             N_("subtract the noise that was added (noise) from the prediction.")),
         ])
         if problem:
             problems.append(problem)
@@ -491,7 +513,7 @@ def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 def blank7_sds_targets(cls, cases: str = "visible") -> Report:
     """sds_targets returns constant targets whose MSE loss has gradient grad / B."""
-    blank = "Blank 7 (the targets)"
+    blank = N_("Blank 7 (the targets)")
     if (skipped := _cannot_run(blank, cases)) is not None:
         return skipped
     case = references()["blank7"][cases]
@@ -505,24 +527,23 @@ def blank7_sds_targets(cls, cases: str = "visible") -> Report:
         expected = case["targets"]
         problem = _tensor_problem("targets", targets, expected, ATOL, RTOL, hints=[
             (case["latents"] + grad,
-             "the sign is flipped: the target is one gradient step *down* from latents."),
+             N_("the sign is flipped: the target is one gradient step *down* from latents.")),
         ])
         if problem:
             problems.append(problem)
             return
         if targets.requires_grad:
-            problems.append(
+            problems.append(lazy(
                 "targets still carry gradient back to latents. Then the loss "
                 "0.5 * ||latents - targets||^2 has zero gradient, since latents cancel. "
-                "Hint: call .detach() on the targets."
-            )
+                "Hint: call .detach() on the targets."))
             return
         batch = latents.shape[0]
         loss = 0.5 * torch.nn.functional.mse_loss(latents.float(), targets, reduction="sum") / batch
         loss.backward()
         problem = _tensor_problem("d loss / d latents", latents.grad, grad / batch, ATOL, RTOL)
         if problem:
-            problems.append(problem + " It should equal grad / batch.")
+            problems.append(problem + " " + lazy("It should equal grad / batch."))
 
     return _run(blank, body)
 
@@ -546,17 +567,21 @@ def check_all(cls) -> list[tuple[int, bool, str]]:
         try:
             report = check(cls, "visible")
         except Exception as error:  # noqa: BLE001 - a broken class must not hide the table
-            report = Report(f"Blank {number}", [f"the check could not run: {error}"])
-        first = report.problems[0] if report.problems else report.not_run or "all checks passed"
-        rows.append((number, report.passed, " ".join(first.split())))
+            report = Report(N_("Blank {number}").format(number=number),
+                            [tr("the check could not run: {error}", error=error)])
+        first = report.problems[0] if report.problems else report.not_run or tr("all checks passed")
+        rows.append((number, report.passed, " ".join(render(first).split())))
     width = 88
-    print(f"{'blank':<6} {'result':<8} first message")
+    passed_word, not_yet_word = tr("passed"), tr("not yet")
+    column = max(8, len(passed_word), len(not_yet_word))
+    print(f"{tr('blank'):<6} {tr('result'):<{column}} {tr('first message')}")
     for number, passed, first in rows:
         shown = first if len(first) <= width else first[: width - 3].rsplit(" ", 1)[0] + " ..."
-        print(f"{number:<6} {'passed' if passed else 'not yet':<8} {shown}")
+        print(f"{number:<6} {passed_word if passed else not_yet_word:<{column}} {shown}")
     done = sum(passed for _, passed, _ in rows)
-    print(f"\n{done} of {len(rows)} blanks pass their visible tests. The hidden tests run when "
-          "your work is graded.\nFor a blank's whole message, run its own test cell.")
-    print("To hand in: File > Download > Download .ipynb, keep the file name, and upload it "
-          "where your course's assignment page says.")
+    print("\n" + tr("{done} of {total} blanks pass their visible tests. The hidden tests run "
+                    "when your work is graded.", done=done, total=len(rows)))
+    print(tr("For a blank's whole message, run its own test cell."))
+    print(tr("To hand in: File > Download > Download .ipynb, keep the file name, and upload it "
+             "where your course's assignment page says."))
     return rows
