@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from sdskit import probes
 from sdskit.i18n import N_, lazy, render, tr, tr_in
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD
 
@@ -115,11 +116,15 @@ def _tiny_components():
     return pipe.vae, pipe.tokenizer, pipe.text_encoder, pipe.unet, scheduler
 
 
-def reference_instance(cls, step_range: tuple[int, int] | None = None):
+def reference_instance(cls, step_range: tuple[int, int] | None = None, device="cpu",
+                       fp16: bool = False):
     """An instance of the student's class whose state is the reference's, built without
     running the student's `__init__` (blanks 1 and 2), so that other blanks are graded alone.
 
     step_range: (min_step, max_step); by default the references' values for t_range's default.
+    device: "cpu", or "meta" (sdskit/probes.py: self.device, the modules and self.alphas on
+    PyTorch's data-less device, a stand-in for the GPU). fp16: self.precision_t is float16 and
+    the modules are in half precision (the VAE a stand-in, see sdskit/probes.py).
     """
     sd = cls.__new__(cls)
     nn.Module.__init__(sd)
@@ -133,7 +138,9 @@ def reference_instance(cls, step_range: tuple[int, int] | None = None):
     if step_range is None:
         step_range = references()["init"]["min_step"], references()["init"]["max_step"]
     sd.min_step, sd.max_step = step_range
-    sd.alphas = scheduler.alphas_cumprod.to(sd.device)
+    sd.alphas = scheduler.alphas_cumprod.to(sd.device)  # abar_t, as the class keeps it
+    if device != "cpu" or fp16:
+        probes.configure(sd, device, fp16)
     return sd
 
 
@@ -219,6 +226,47 @@ def _run(blank: str, body) -> Report:
     except _StudentCodeFailed as failure:
         report.problems.append(failure.args[0])
     return report
+
+
+# ---------------------------------------------------------------------------------------
+# What only fails on a GPU (sdskit/probes.py): each blank once more on a meta instance, whose
+# self.device stands in for "cuda", and on an instance whose model is in fp16.
+# ---------------------------------------------------------------------------------------
+ON_META = N_("On an instance whose self.device is 'meta' (the checks' stand-in for the GPU, "
+             "'cuda', where train_step runs on Colab)")
+ON_FP16 = N_("On an instance whose model is in fp16 (self.precision_t is torch.float16, as on "
+             "a GPU)")
+MISMATCH = N_("On a GPU, train_step would stop there with a device-mismatch error.")
+KEEP_DEVICE = N_("Keep the result where its inputs are: no .cpu() or .to('cpu'), and any new "
+                 "tensor made with device=self.device.")
+
+
+def _probe_call(where: str, method: str, fn, *args, hint: str = KEEP_DEVICE):
+    """fn(*args) on a probe instance; an exception becomes a message that says where it ran."""
+    try:
+        return fn(*args)
+    except NotImplementedError as error:
+        raise _StudentCodeFailed(lazy(
+            "{method} still raises NotImplementedError (replace `raise NotImplementedError()` "
+            "with your code, then run that cell).", method=method)) from error
+    except Exception as error:  # noqa: BLE001 - any error of the student's becomes a message
+        text = str(error).strip()[:300].rstrip(".!") + "."
+        raise _StudentCodeFailed(lazy(
+            "{where}, {method} raised {error}: {text}", where=lazy(where), method=method,
+            error=type(error).__name__, text=text)
+            + _student_frame(error) + " " + lazy("Hint: {hint}", hint=lazy(hint))) from error
+
+
+def _on_device_problem(what: str, got, why: str = MISMATCH, fix: str = KEEP_DEVICE):
+    """None if `got` is a tensor on the meta device; else what is wrong, where, and what to do."""
+    if not isinstance(got, torch.Tensor):
+        return lazy("{what} should be a torch.Tensor, but it is a {kind}.", what=lazy(what),
+                    kind=type(got).__name__)
+    if got.device == probes.META:
+        return None
+    return lazy("{where}, {what} came out on {device}, not on self.device ({expected}). {why} "
+                "{fix}", where=lazy(ON_META), what=lazy(what), device=str(got.device),
+                expected=str(probes.META), why=lazy(why), fix=lazy(fix))
 
 
 # ---------------------------------------------------------------------------------------
@@ -356,6 +404,20 @@ def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
         if not latents.requires_grad:
             problems.append(lazy("latents carry no gradient back to pred_rgb: do not detach them "
                                "or compute them under torch.no_grad()."))
+            return
+        sd_meta = reference_instance(cls, device="meta")
+        fn = _method(sd_meta, "interpolate_latents", blank)
+        got = _probe_call(ON_META, "interpolate_latents", fn, probes.meta_like(pred_rgb))
+        if (problem := _on_device_problem(N_("latents"), got)) is not None:
+            problems.append(problem)
+            return
+        # train_step under fp16 may get an fp16 render (the NeRF renders under autocast)
+        sd_half = reference_instance(cls, fp16=True)
+        fn = _method(sd_half, "interpolate_latents", blank)
+        got = _probe_call(ON_FP16, "interpolate_latents", fn, case["pred_rgb"].half())
+        problem = _tensor_problem(N_("latents of an fp16 render"), got, expected, 1e-2, 1e-2)
+        if problem:
+            problems.append(problem)
 
     return _run(blank, body)
 
@@ -363,6 +425,10 @@ def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 # Blank 4: resize to 512 and encode with the VAE (as_latent=False)
 # ---------------------------------------------------------------------------------------
+HALF_HINT = N_("there the VAE's weights are in self.precision_t (torch.float16); self.encode_imgs "
+               "casts the picture to it for you.")
+
+
 def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
     """encode_rgb resizes to 512x512 and encodes with encode_imgs; gradient reaches pred_rgb."""
     blank = N_("Blank 4 (resize to 512 and encode)")
@@ -404,6 +470,26 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
                                   case["pred_rgb_grad"], ATOL_VAE, RTOL_VAE)
         if problem:
             problems.append(problem)
+            return
+        sd_meta = reference_instance(cls, device="meta")
+        fn = _method(sd_meta, "encode_rgb", blank)
+        got = _probe_call(ON_META, "encode_rgb", fn, probes.meta_like(pred_rgb))
+        if (problem := _on_device_problem(N_("latents"), got)) is not None:
+            problems.append(problem)
+            return
+        # fp16 weights, a float32 render: what train_step does on a GPU
+        sd_half = reference_instance(cls, fp16=True)
+        fn = _method(sd_half, "encode_rgb", blank)
+        render = case["pred_rgb"].clone().requires_grad_(True)
+        got = _probe_call(ON_FP16, "encode_rgb", fn, render, hint=HALF_HINT)
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(expected.shape):
+            problems.append(lazy("{where}, encode_rgb gave {got}, not latents of shape "
+                                 "{expected}.", where=lazy(ON_FP16), expected=list(expected.shape),
+                                 got=list(got.shape) if isinstance(got, torch.Tensor)
+                                 else type(got).__name__))
+        elif not got.requires_grad:
+            problems.append(lazy("{where}, no gradient reached pred_rgb through the encoder.",
+                                 where=lazy(ON_FP16)))
 
     return _run(blank, body)
 
@@ -411,6 +497,12 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 # Blank 5: sampling t
 # ---------------------------------------------------------------------------------------
+T_DEVICE_WHY = N_("In train_step, t picks w(t) out of self.alphas and goes into the U-Net, both "
+                   "on self.device: on a GPU, a t on the CPU stops train_step with a "
+                   "device-mismatch error.")
+T_DEVICE_FIX = N_("Make t on self.device: torch.randint takes a device= argument.")
+
+
 def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
     """sample_timestep draws whole-number t uniformly from min_step..max_step, both ends
     included, on self.device; shape (1,) as in DreamFusion's code, or one t per batch element."""
@@ -475,6 +567,13 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
                                    "counts per value were {counts}.", lo=lo, hi=hi,
                                    counts=counts.int().tolist()))
                 return
+        case = references()["blank5"][cases][0]
+        sd_meta = reference_instance(cls, (case["min_step"], case["max_step"]), device="meta")
+        fn = _method(sd_meta, "sample_timestep", blank)
+        got = _probe_call(ON_META, "sample_timestep", fn, case["batch"], hint=T_DEVICE_FIX)
+        problem = _on_device_problem("t", got, why=T_DEVICE_WHY, fix=T_DEVICE_FIX)
+        if problem is not None:
+            problems.append(problem)
 
     return _run(blank, body)
 
@@ -502,6 +601,21 @@ def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
             (w * noise_pred,
              N_("subtract the noise that was added (noise) from the prediction.")),
         ])
+        if problem:
+            problems.append(problem)
+            return
+        sd_meta = reference_instance(cls, device="meta")
+        fn = _method(sd_meta, "sds_gradient", blank)
+        got = _probe_call(ON_META, "sds_gradient", fn, *map(probes.meta_like, (noise_pred, noise, w)))
+        if (problem := _on_device_problem("grad", got)) is not None:
+            problems.append(problem)
+            return
+        # under fp16, train_step's noise is fp16 (randn_like of fp16 latents); the guided
+        # prediction and the weight are float32
+        sd_half = reference_instance(cls, fp16=True)
+        fn = _method(sd_half, "sds_gradient", blank)
+        got = _probe_call(ON_FP16, "sds_gradient", fn, noise_pred.clone(), noise.half(), w.clone())
+        problem = _tensor_problem(N_("grad from an fp16 noise"), got, expected, 5e-3, 1e-3)
         if problem:
             problems.append(problem)
 
@@ -544,6 +658,22 @@ def blank7_sds_targets(cls, cases: str = "visible") -> Report:
         problem = _tensor_problem("d loss / d latents", latents.grad, grad / batch, ATOL, RTOL)
         if problem:
             problems.append(problem + " " + lazy("It should equal grad / batch."))
+            return
+        sd_meta = reference_instance(cls, device="meta")
+        fn = _method(sd_meta, "sds_targets", blank)
+        got = _probe_call(ON_META, "sds_targets", fn, probes.meta_like(latents),
+                          probes.meta_like(grad))
+        if (problem := _on_device_problem("targets", got)) is not None:
+            problems.append(problem)
+            return
+        # under fp16, the latents from the VAE are fp16 and grad is float32
+        sd_half = reference_instance(cls, fp16=True)
+        fn = _method(sd_half, "sds_targets", blank)
+        half = case["latents"].half().requires_grad_(True)
+        got = _probe_call(ON_FP16, "sds_targets", fn, half, grad.clone())
+        problem = _tensor_problem(N_("targets from fp16 latents"), got, expected, 1e-2, 1e-3)
+        if problem:
+            problems.append(problem)
 
     return _run(blank, body)
 
