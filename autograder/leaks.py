@@ -6,8 +6,9 @@ The student bundle (scripts/make_student.py) is public, so before it is written,
 1. **answers**: every line of every `### BEGIN SOLUTION` region in solutions/ (code, and the
    model answers of the "think about it" questions in every edition's translation too), the
    right-hand side of each answer line,
-   and the other correct ways of writing each blank that the grading corpus uses
-   (autograder/submissions.py). Whitespace is normalised; a secret counts whether it is a whole
+   the other correct ways of writing each blank that the grading corpus uses
+   (autograder/submissions.py), and the known mistakes of each blank (autograder/mistakes.py:
+   wrong code close to the answer). Whitespace is normalised; a secret counts whether it is a whole
    line or sits inside a longer one (a comment, a string, a message). What the release notebook
    itself shows a student (a blank's title, say) is public and not searched for.
 2. **hidden tests**: the source of every `### BEGIN HIDDEN TESTS` region, and the lines in it
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from autograder import submissions
+from autograder import mistakes, submissions
 from autograder.locate import grade_id, source
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, ROOT, SOLUTIONS
 
@@ -113,6 +114,11 @@ def _secrets_before_public() -> dict[str, str]:
         add(text, f"correct alternative for blank {blank}")
         for line in text.splitlines():
             add(line, f"correct alternative for blank {blank}", code=True)
+    for mistake in mistakes.KNOWN:  # wrong code close to the answer (autograder/mistakes.py)
+        what = f"known mistake {mistake.name!r} of blank {mistake.blank}"
+        add(mistake.code, what)
+        for line in mistake.code.splitlines():
+            add(line, what, code=True)
     return secrets
 
 

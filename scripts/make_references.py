@@ -49,10 +49,10 @@ def make_references() -> dict:
                       "hidden": {"t_range": [0.1, 0.7], "n_parameters": n_parameters}}
     step_range = sd.min_step, sd.max_step
 
-    # Blank 2: (num_train_timesteps, t_range) cases. The hidden ones include a case where
-    # int() and round() disagree (0.9995 * 1000 = 999.5).
+    # Blank 2: (num_train_timesteps, t_range) cases. A visible one (the try-it cell's) and a
+    # hidden one are where int() and round() disagree (987.5 and 999.5).
     cases = {
-        "visible": [(1000, (0.02, 0.98)), (1000, (0.1, 0.9))],
+        "visible": [(1000, (0.02, 0.98)), (1000, (0.1, 0.9)), (1000, (0.0125, 0.9875))],
         "hidden": [(1000, (0.25, 0.75)), (50, (0.02, 0.98)), (1000, (0.0285, 0.9995)),
                    (500, (0.3, 0.7))],
     }

@@ -365,8 +365,13 @@ def blank2_step_range(cls, cases: str = "visible") -> Report:
                         kind=type(got).__name__, where=where))
                 elif got != want:
                     hint = ""
+                    exact = case["num_train_timesteps"] * case["t_range"][name == "max_step"]
                     if got in (0, 1) or got == round(case["t_range"][name == "max_step"]):
                         hint = " " + lazy("Hint: t_range holds fractions of num_train_timesteps.")
+                    elif got == round(exact):
+                        hint = " " + lazy("Hint: int(...) drops the fraction ({exact} gives "
+                                          "{want}); round() goes to the nearest whole number.",
+                                          exact=format(exact, "g"), want=want)
                     problems.append(lazy("self.{name} is {got}, expected {want} {where}.",
                                        name=name, got=got, want=want, where=where) + hint)
             if problems:

@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from autograder import collection, grade, gradebook, submissions
+from autograder import collection, grade, gradebook, mistakes, submissions
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
 
@@ -50,6 +50,9 @@ def graded(tmp_path_factory):
         answers[name] = {**solution, blank: submissions.MISTAKES[blank]}
         expected["1007" if blank == 7 else f"mistake{blank}"] = {
             b: 0.0 if b == blank else POINTS_PER_BLANK for b in BLANKS}
+    # The answer that passes every value check and only fails on a GPU: t made on the CPU.
+    answers["wrongdevice.ipynb"] = {**solution, 5: mistakes.WRONG_DEVICE.code}
+    expected["wrongdevice"] = {b: 0.0 if b == 5 else POINTS_PER_BLANK for b in BLANKS}
     for name, filled in answers.items():
         (flat / name).write_text(json.dumps(submissions.fill(filled), indent=1))
     korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"))
@@ -80,7 +83,7 @@ def test_every_student_gets_a_row(graded):
 
 
 @pytest.mark.parametrize("student", ["1001", "1002", "1003", "1007", "1009", "1010",
-                                     "alternatives", "broken",
+                                     "alternatives", "broken", "wrongdevice",
                                      *[f"mistake{b}" for b in BLANKS[:-1]]])
 def test_points_per_blank(graded, student):
     row = graded["rows"][student]
@@ -107,6 +110,12 @@ def test_cells_csv_and_feedback(graded):
     assert all(float(c["points"]) == float(c["max_points"]) for c in solution)
     html = (out / "feedback" / "mistake6" / "sds_assignment.html").read_text()
     assert "sign is flipped" in html, "the student's feedback should carry the check's message"
+
+
+def test_a_wrong_device_answer_is_told_where_its_t_is(graded):
+    html = (graded["out"] / "feedback" / "wrongdevice" / "sds_assignment.html").read_text()
+    assert "came out on cpu, not on self.device (meta)" in html, html[-3000:]
+    assert "torch.randint takes a device= argument" in html
 
 
 def test_feedback_page_names_blanks_and_hides_hidden_tests(graded):

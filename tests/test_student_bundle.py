@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import grade, leaks, locate, submissions
+from autograder import grade, leaks, locate, mistakes, submissions
 from scripts import make_student
 from sdskit.config import COURSE
 from sdskit.paths import HIDDEN_REFERENCES, ROOT, SOLUTIONS
@@ -111,6 +111,8 @@ INJECTIONS = {
         b, _answer(6).split("=", 1)[1].strip())),
     "a correct alternative": ("answer or hidden test", lambda b: _append(
         b / "README.md", f"\n    {submissions.ALTERNATIVES[7]}\n")),
+    "a known mistake, in a comment": ("answer or hidden test", lambda b: _append(
+        b / "sdskit" / "tryit.py", f"\n# {mistakes.WRONG_DEVICE.code}\n")),
     "a hidden test cell": ("answer or hidden test", lambda b: _append(
         b / "README.md", "\n" + _hidden_test_source() + "\n")),
     "a hidden tensor, renamed": ("hidden data", lambda b: torch.save(
