@@ -2,13 +2,16 @@
 
     python scripts/make_figures.py              # write assets/figures/*.png, attach them to solutions/
     python scripts/make_figures.py --out DIR    # only write the PNGs into DIR (the drift test uses this)
-    python scripts/make_figures.py --skip-slow  # leave the oracle check's figure (about a minute) alone
+    python scripts/make_figures.py --skip-slow  # leave the oracle check's figure (10-30 s) alone
 
 The figures are drawn from what this machine can show honestly, with no real Stable Diffusion
-weights: the scheduler (noise schedule, noised picture), the oracle prior of sdskit/oracle.py
-(the gradient's size over t, the 2D warm-up, the text-to-3D oracle check) and plain drawing (the
-pipeline diagram). They are stored as markdown-cell attachments, so they show on GitHub, in Colab
-before anything runs and in Jupyter, and nbgrader copies them into the release.
+weights: the scheduler (noise schedule, noised picture, the figures of blanks 2, 6 and 7), the
+solution's own methods (blank 5's draws of t), plain resizing (blanks 3 and 4), the oracle prior
+of sdskit/oracle.py (the gradient's size over t, the 2D warm-up, the text-to-3D oracle check, its
+numbers written beside it in oracle_check.json) and plain drawing (the pipeline diagram). The
+drawing, and every word on the figures, is in sdskit/chapter_figures.py; this script computes what
+they show. They are stored as markdown-cell attachments, so they show on GitHub, in Colab before
+anything runs and in Jupyter, and nbgrader copies them into the release.
 
 Deterministic output: the Agg backend, the DejaVu Sans font that ships with matplotlib, no PNG
 metadata, fixed seeds, then a 256-colour palette and PNG optimisation (Pillow) to keep them small.
@@ -17,6 +20,7 @@ metadata, fixed seeds, then a 256-colour palette and PNG optimisation (Pillow) t
 import argparse
 import base64
 import functools
+import hashlib
 import io
 import json
 import sys
@@ -27,13 +31,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from sdskit import figures, warmup  # noqa: E402
+from sdskit import chapter_figures, checks, figures, warmup  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import tr  # noqa: E402
 from sdskit.paths import ROOT, SOLUTIONS, TINY_SD  # noqa: E402
 
 FIGURES = ROOT / "assets" / "figures"
@@ -43,10 +48,20 @@ CELLS = {
     "noise_schedule.png": "md_3",
     "noising.png": "md_3",
     "sds_pipeline.png": "md_9",
+    "t_range.png": "md_10",
+    "blank3_latents.png": "md_18",
+    "blank4_encode.png": "md_23",
+    "blank5_t.png": "md_28",
+    "blank6_weight.png": "md_33",
+    "blank7_targets.png": "md_38",
     "grad_over_t.png": "md_43",
     "warmup_oracle.png": "md_warmup",
     "oracle_check.png": "md_45",
 }
+# The numbers the oracle check's figure shows, and the config of the run that made them: the
+# figure and this file are written together, and tests/test_oracle.py checks both against the
+# check as it runs now.
+ORACLE_NUMBERS = FIGURES / "oracle_check.json"
 SLOW = {"oracle_check.png"}
 
 plt.rcParams.update({"font.family": "DejaVu Sans", "mathtext.fontset": "dejavusans",
@@ -78,64 +93,8 @@ def solution_class():
     return make()
 
 
-def _box(ax, x, y, text, blank=None, width=2.1, height=0.9, colour="#e8eef7"):
-    edge = "#c0392b" if blank else "#34495e"
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                                boxstyle="round,pad=0.05", fc="#fdecea" if blank else colour,
-                                ec=edge, lw=1.4))
-    ax.text(x, y, text, ha="center", va="center", fontsize=8)
-    if blank:
-        ax.text(x, y + height / 2 + 0.12, blank, ha="center", va="bottom", fontsize=8,
-                color="#c0392b", fontweight="bold")
-
-
-def _arrow(ax, start, end, text=None):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, lw=1.2,
-                                 color="#34495e"))
-    if text:
-        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center",
-                va="bottom", fontsize=7.5, color="#34495e")
-
-
 def pipeline():
-    """The SDS step of train_step, each box labelled with the blank that fills it in."""
-    fig, ax = plt.subplots(figsize=(11, 4.1))
-    ax.set_xlim(0, 13.2)
-    ax.set_ylim(0, 4.6)
-    ax.axis("off")
-    top, bottom = 3.3, 1.1
-    _box(ax, 1.2, top, "render\n$x = g(\\theta)$\n[B, 3, H, W] in [0, 1]")
-    _box(ax, 3.9, top + 0.55, "resize to 512, VAE encode\n$z = 0.18215\\,\\mathcal{E}(2x - 1)$",
-         "blank 4", width=2.6, height=0.75)
-    _box(ax, 3.9, top - 0.7, "as_latent: resize to 64,\n$z = 2x - 1$", "blank 3", width=2.6,
-         height=0.75)
-    _box(ax, 6.85, top, "$t \\sim U\\{$min_step, ..., max_step$\\}$\n$\\epsilon \\sim \\mathcal{N}(0, I)$",
-         "blank 5", width=2.7)
-    _box(ax, 9.45, top, "add noise\n$z_t = \\alpha_t z + \\sigma_t \\epsilon$", width=1.9)
-    _box(ax, 12.0, top, "U-Net $\\times 2$, no grad\n$\\hat\\epsilon_{uncond}$, $\\hat\\epsilon_{cond}$",
-         width=2.2)
-    _box(ax, 12.0, bottom, "guidance\n$\\hat\\epsilon = \\hat\\epsilon_u + s(\\hat\\epsilon_c - \\hat\\epsilon_u)$",
-         width=2.3)
-    _box(ax, 9.3, bottom, "gradient\ngrad $= w(t)(\\hat\\epsilon - \\epsilon)$", "blank 6", width=2.3)
-    _box(ax, 6.4, bottom, "targets $=$ (z $-$ grad).detach()", "blank 7", width=2.9)
-    _box(ax, 3.3, bottom, "loss $= \\frac{1}{2}\\|z - $targets$\\|^2 / B$\n$\\partial$loss$/\\partial z =$ grad$/B$",
-         width=2.6)
-    _box(ax, 0.9, bottom, "backward\nthrough $z$ to $\\theta$", width=1.5)
-    _arrow(ax, (2.25, top + 0.2), (2.6, top + 0.5))
-    _arrow(ax, (2.25, top - 0.2), (2.6, top - 0.6))
-    _arrow(ax, (5.2, top + 0.5), (5.5, top + 0.2))
-    _arrow(ax, (5.2, top - 0.6), (5.5, top - 0.2))
-    _arrow(ax, (8.2, top), (8.5, top))
-    _arrow(ax, (10.4, top), (10.9, top))
-    _arrow(ax, (12.0, top - 0.45), (12.0, bottom + 0.45))
-    _arrow(ax, (10.85, bottom), (10.45, bottom))
-    _arrow(ax, (8.15, bottom), (7.85, bottom))
-    _arrow(ax, (4.95, bottom), (4.6, bottom))
-    _arrow(ax, (2.0, bottom), (1.65, bottom))
-    ax.text(6.6, 0.15, "blanks 1 and 2 live in __init__: super().__init__() and min_step, max_step "
-            "(the range blank 5 draws from)", ha="center", fontsize=8, color="#c0392b")
-    ax.set_title("One SDS step: train_step(text_embeddings, pred_rgb)", fontsize=11)
-    return png_bytes(fig)
+    return png_bytes(chapter_figures.pipeline())
 
 
 def noise_schedule():
@@ -168,32 +127,57 @@ def grad_over_t():
             weight.append(w)
             residual.append(rms)
             weighted.append(w * rms)
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.3))
-    ax[0].plot(steps, weight)
-    ax[0].set_title(r"the weight $w(t) = 1 - \bar\alpha_t = \sigma_t^2$")
-    ax[1].semilogy(steps, residual, label=r"$\|\hat\epsilon - \epsilon\|$ (RMS)")
-    ax[1].semilogy(steps, weighted, label=r"$w(t)\,\|\hat\epsilon - \epsilon\|$ (RMS), the gradient")
-    ax[1].set_title("SDS gradient size, oracle prior, a noise picture")
-    ax[1].legend(fontsize=8)
-    for a in ax:
-        a.set_xlabel("timestep t (SDS range 20 ... 980)")
-    fig.tight_layout()
-    return png_bytes(fig)
+    return png_bytes(chapter_figures.grad_over_t(steps, weight, residual, weighted))
+
+
+def step_range():
+    return png_bytes(chapter_figures.step_range(scheduler().alphas_cumprod))
+
+
+def blank3_latents():
+    """A 2-pixel row (0, then 1) resized to 64 columns three ways, then 2x - 1."""
+    edge = torch.tensor([0.0, 1.0]).view(1, 1, 1, 2)
+    rows = [2 * F.interpolate(edge, size=(1, 64), **mode)[0, 0, 0] - 1 for mode in (
+        dict(mode="bilinear", align_corners=False), dict(mode="bilinear", align_corners=True),
+        dict(mode="nearest"))]
+    return png_bytes(chapter_figures.latent_mode(*(row.tolist() for row in rows)))
+
+
+def blank4_encode():
+    render = figures.demo_image(64)
+    bigger = F.interpolate(render, size=(512, 512), mode="bilinear", align_corners=False)
+    return png_bytes(chapter_figures.encode_path(render, bigger))
+
+
+def blank5_t():
+    """Draws of the solution's sample_timestep: over 20 ... 980, and over 3 ... 7."""
+    sd = checks.reference_instance(solution_class())
+    torch.manual_seed(5)
+    draws = torch.cat([sd.sample_timestep(1) for _ in range(20000)])
+    small = checks.reference_instance(solution_class(), step_range=(3, 7))
+    right = torch.bincount(torch.cat([small.sample_timestep(1) for _ in range(5000)]), minlength=9)
+    # torch.randint excludes its high: the off-by-one of autograder/mistakes.py
+    wrong = torch.bincount(torch.randint(3, 7, (5000,)), minlength=9)
+    return png_bytes(chapter_figures.timestep_draws(draws, sd.min_step, sd.max_step,
+                                                    right[2:9].tolist(), wrong[2:9].tolist()))
+
+
+def blank6_weight():
+    return png_bytes(chapter_figures.weight(scheduler().alphas_cumprod))
+
+
+def blank7_targets():
+    return png_bytes(chapter_figures.targets(scheduler().alphas_cumprod))
 
 
 def warmup_oracle():
-    result = warmup.oracle_warmup(solution_class())
-    fig = figures.show_images(torch.cat([result.target] + result.snapshots),
-                              ["target"] + [f"step {s}" for s in result.snapshot_steps])
-    fig.set_size_inches(10, 2.1)
-    fig.suptitle(f"2D warm-up, oracle prior: distance to the target {result.start_error:.2f} at "
-                 f"the start, {result.final_error:.3f} after {result.steps} steps (RMS)", fontsize=9)
-    fig.tight_layout()
-    return png_bytes(fig)
+    return png_bytes(chapter_figures.warmup(warmup.oracle_warmup(solution_class())))
 
 
 def oracle_check():
-    """Held-out views of the target, the NeRF at the start (its density blob), and the result."""
+    """Held-out views of the target, the NeRF at the start (its density blob), and the result,
+    from the check's own run (sdskit/oracle.py: its config, seed 0, as tests/test_oracle.py
+    runs it); its numbers go to oracle_check.json beside the figure."""
     from sdskit import nerf as N
     from sdskit import text_to_3d as T
     from sdskit.oracle import OracleCheck, held_out_cameras
@@ -207,25 +191,26 @@ def oracle_check():
     picked = [0, 3, 5, 6]
     camera = N.Camera(camera.radius[picked], camera.elevation[picked], camera.azimuth[picked],
                       camera.fov[picked])
-    rows = [("target", check.target), ("start", start), ("after SDS", out["result"].model)]
-    fig, ax = plt.subplots(len(rows), len(picked), figsize=(6.4, 5.0))
-    for r, (name, model) in enumerate(rows):
+    rows = []
+    for name, model in ((tr("target"), check.target), (tr("start"), start),
+                        (tr("after SDS"), out["result"].model)):
         with torch.no_grad():
-            images, _ = T.evaluate_views(model, camera, 64)
-        for c in range(len(picked)):
-            ax[r, c].imshow(images[c].clamp(0, 1).permute(1, 2, 0).numpy())
-            ax[r, c].set_xticks([])
-            ax[r, c].set_yticks([])
-        ax[r, 0].set_ylabel(name, fontsize=9)
-    fig.suptitle(f"oracle check, held-out views: IoU {out['iou']:.2f}, PSNR {out['psnr']:.1f} dB "
-                 f"after {out['steps']} steps", fontsize=9)
-    fig.tight_layout()
-    return png_bytes(fig)
+            rows.append((name, T.evaluate_views(model, camera, 64)[0]))
+    cfg = check.config
+    data = png_bytes(chapter_figures.oracle_check(rows, out["iou"], out["psnr"], out["steps"],
+                                                  cfg.height, cfg.width))
+    numbers = {"iou": round(out["iou"], 4), "psnr": round(out["psnr"], 3), "steps": out["steps"],
+               "height": cfg.height, "width": cfg.width, "num_samples": cfg.nerf.num_samples,
+               "seed": cfg.seed, "png_sha256": hashlib.sha256(data).hexdigest()}
+    return data, numbers
 
 
 MAKERS = {"sds_pipeline.png": pipeline, "noise_schedule.png": noise_schedule,
-          "noising.png": noising, "grad_over_t.png": grad_over_t,
-          "warmup_oracle.png": warmup_oracle, "oracle_check.png": oracle_check}
+          "noising.png": noising, "t_range.png": step_range, "blank3_latents.png": blank3_latents,
+          "blank4_encode.png": blank4_encode, "blank5_t.png": blank5_t,
+          "blank6_weight.png": blank6_weight, "blank7_targets.png": blank7_targets,
+          "grad_over_t.png": grad_over_t, "warmup_oracle.png": warmup_oracle,
+          "oracle_check.png": oracle_check}
 
 
 def make(out: Path, skip_slow: bool = False) -> list[Path]:
@@ -234,7 +219,11 @@ def make(out: Path, skip_slow: bool = False) -> list[Path]:
     for name, maker in MAKERS.items():
         if skip_slow and name in SLOW:
             continue
-        (out / name).write_bytes(maker())
+        made = maker()
+        if name == "oracle_check.png":
+            made, numbers = made
+            (out / ORACLE_NUMBERS.name).write_text(json.dumps(numbers, indent=1) + "\n")
+        (out / name).write_bytes(made)
         written.append(out / name)
     return written
 

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from sdskit.i18n import tr
+
 
 def demo_image(size: int = 256) -> torch.Tensor:
     """A small synthetic picture (sky, sun, hills), so the kit needs no image files.
@@ -53,19 +55,19 @@ def plot_noise_schedule(alphas_cumprod: torch.Tensor, min_step: int | None = Non
     abar = alphas_cumprod.float().cpu()
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
     ax[0].plot(t, abar, label=r"$\bar\alpha_t$")
-    ax[0].plot(t, abar.sqrt(), label=r"signal scale $\sqrt{\bar\alpha_t}$")
-    ax[0].plot(t, (1 - abar).sqrt(), label=r"noise scale $\sqrt{1-\bar\alpha_t}$")
-    ax[0].plot(t, 1 - abar, "--", label=r"SDS weight $w(t) = 1-\bar\alpha_t$")
-    ax[0].set_xlabel("timestep t")
+    ax[0].plot(t, abar.sqrt(), label=tr("signal scale") + r" $\sqrt{\bar\alpha_t}$")
+    ax[0].plot(t, (1 - abar).sqrt(), label=tr("noise scale") + r" $\sqrt{1-\bar\alpha_t}$")
+    ax[0].plot(t, 1 - abar, "--", label=tr("SDS weight") + r" $w(t) = 1-\bar\alpha_t$")
+    ax[0].set_xlabel(tr("timestep t"))
     ax[0].legend(fontsize=8)
-    ax[0].set_title("Stable Diffusion's noise schedule")
+    ax[0].set_title(tr("Stable Diffusion's noise schedule"))
     snr = abar / (1 - abar)
     ax[1].semilogy(t, snr)
-    ax[1].set_xlabel("timestep t")
-    ax[1].set_title(r"signal-to-noise ratio $\bar\alpha_t / (1-\bar\alpha_t)$")
+    ax[1].set_xlabel(tr("timestep t"))
+    ax[1].set_title(tr("signal-to-noise ratio") + r" $\bar\alpha_t / (1-\bar\alpha_t)$")
     if min_step is not None and max_step is not None:
         for a in ax:
-            a.axvspan(min_step, max_step, color="grey", alpha=0.12, label="SDS samples t here")
+            a.axvspan(min_step, max_step, color="grey", alpha=0.12, label=tr("SDS samples t here"))
         ax[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -98,11 +100,11 @@ def noise_explorer(image: torch.Tensor, alphas_cumprod: torch.Tensor):
     def picture(t: int) -> bytes:  # PNG of x_t beside the schedule, drawn off-screen
         fig, ax = plt.subplots(1, 2, figsize=(7, 3.4))
         ax[0].imshow(_to_numpy_image(noised(image, alphas_cumprod, t)))
-        ax[0].set_title(f"x_t at t = {t}")
+        ax[0].set_title(tr("x_t at t = {t}", t=t))
         ax[0].axis("off")
         abar = alphas_cumprod.float().cpu()
-        ax[1].plot(abar.sqrt(), label="signal scale")
-        ax[1].plot((1 - abar).sqrt(), label="noise scale")
+        ax[1].plot(abar.sqrt(), label=tr("signal scale"))
+        ax[1].plot((1 - abar).sqrt(), label=tr("noise scale"))
         ax[1].axvline(t, color="k", lw=1)
         ax[1].legend(fontsize=8)
         ax[1].set_xlabel("t")
@@ -125,15 +127,18 @@ def noise_explorer(image: torch.Tensor, alphas_cumprod: torch.Tensor):
 
 @torch.no_grad()
 def one_step_denoise(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
-                     timesteps=(200, 500, 800), guidance_scale: float = 7.5, seed: int = 0):
-    """What the prior believes the clean image is, from x_t in one step, at several t.
+                     timesteps=(200, 500, 800), guidance_scales=(7.5, 100.0), seed: int = 0):
+    """What the prior believes the clean image is, from z_t in one step, at several t: the
+    decoded z_t, then one row per guidance scale (the same z_t and prediction pair for each).
 
-    x0_hat = (z_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), decoded by the VAE.
+    z0_hat = (z_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), decoded by the VAE.
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     z0 = sd.encode_rgb(image.to(sd.device))  # [1, 4, 64, 64], through your blank 4
-    fig, ax = plt.subplots(2, len(timesteps), figsize=(2.6 * len(timesteps), 5.4))
+    rows = 1 + len(guidance_scales)
+    fig, ax = plt.subplots(rows, len(timesteps), figsize=(2.6 * len(timesteps), 2.7 * rows),
+                           squeeze=False)
     for column, t in enumerate(timesteps):
         noise = torch.randn(z0.shape, generator=generator).to(z0)
         tt = torch.tensor([t], device=sd.device)
@@ -141,17 +146,19 @@ def one_step_denoise(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
         eps = sd.unet(torch.cat([zt] * 2).to(sd.precision_t), torch.cat([tt] * 2),
                       encoder_hidden_states=text_embeddings).sample.float()
         eps_uncond, eps_cond = eps.chunk(2)
-        eps_hat = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
         abar = sd.alphas[t].float()
-        z0_hat = (zt - (1 - abar).sqrt() * eps_hat) / abar.sqrt()
-        shown_noisy = sd.decode_latents(zt.to(sd.precision_t))
-        shown_clean = sd.decode_latents(z0_hat.to(sd.precision_t))
-        ax[0, column].imshow(_to_numpy_image(shown_noisy))
-        ax[0, column].set_title(f"decoded z_t, t = {t}", fontsize=9)
-        ax[1, column].imshow(_to_numpy_image(shown_clean))
-        ax[1, column].set_title("prior's one-step guess", fontsize=9)
+        ax[0, column].imshow(_to_numpy_image(sd.decode_latents(zt.to(sd.precision_t))))
+        ax[0, column].set_title(tr("decoded z_t, t = {t}", t=t), fontsize=9)
+        for row, scale in enumerate(guidance_scales, start=1):
+            eps_hat = eps_uncond + scale * (eps_cond - eps_uncond)
+            z0_hat = (zt - (1 - abar).sqrt() * eps_hat) / abar.sqrt()
+            ax[row, column].imshow(_to_numpy_image(sd.decode_latents(z0_hat.to(sd.precision_t))))
+            ax[row, column].set_title(tr("one-step guess, guidance {scale:g}", scale=scale),
+                                      fontsize=9)
         for a in ax[:, column]:
             a.axis("off")
+    fig.suptitle(tr("The prior's one-step guess: at 7.5 what it takes the picture to be, at 100 "
+                    "what SDS pulls towards"), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -179,8 +186,22 @@ def plot_sds_grad_vs_t(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(timesteps, unweighted, label=r"$\|\hat\epsilon - \epsilon\|$ (RMS)")
     ax.plot(timesteps, sizes, label=r"$w(t)\,\|\hat\epsilon - \epsilon\|$ (RMS)")
-    ax.set_xlabel("timestep t")
-    ax.set_title(f"SDS gradient size over t (guidance scale {guidance_scale:g})")
+    ax.set_xlabel(tr("timestep t"))
+    ax.set_title(tr("SDS gradient size over t (guidance scale {scale:g})", scale=guidance_scale))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(runs: dict):
+    """What train_step returned at each step, one line per run ({label: [values]}): the SDS
+    gradient's squared size, 1/2 ||g||^2 / B, which need not go down (Part 4)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, values in runs.items():
+        ax.semilogy(values, lw=0.8, label=label)
+    ax.set_xlabel(tr("step"))
+    ax.set_ylabel("1/2 ||g||^2 / B")
+    ax.set_title(tr("what train_step returned: the gradient's size, not an objective"), fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -82,7 +82,7 @@ class TextTo3DConfig:
 
     # --- progress and outputs ---
     preview_every: int = 100      # preview render every this many steps (0: never)
-    progress: bool = True         # show the tqdm progress bar (loss, it/s)
+    progress: bool = True         # show the tqdm progress bar (1/2 |g|^2, view, it/s)
     out_dir: str = "text_to_3d_out"
     export: bool = True           # turntable, normal/depth views and mesh at the end
     turntable_frames: int = 36
@@ -99,7 +99,8 @@ class TextTo3DConfig:
 class TextTo3DResult:
     model: N.NeRF
     config: TextTo3DConfig
-    losses: list                  # SDS loss at each step
+    losses: list                  # what train_step returned each step: 1/2 ||g||^2 / B, the
+                                  # SDS gradient's squared size (not an objective: need not fall)
     seconds: float                # wall time of the optimisation loop
     steps: int                    # steps actually run
     turntable: Path | None = None
@@ -247,7 +248,8 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
             scaler.update()
             losses.append(loss_sds.detach())
             if step % 10 == 0 or step == steps - 1:  # .item() waits for the GPU: not every step
-                bar.set_postfix(loss=f"{losses[-1].item():.4g}", view=view, refresh=False)
+                # what train_step returns is the gradient's squared size, not an objective
+                bar.set_postfix({"½|g|²": f"{losses[-1].item():.4g}", "view": view}, refresh=False)
 
             if cfg.preview_every and (step + 1) % cfg.preview_every == 0:
                 preview(step + 1, _preview_images(model, device))
@@ -527,6 +529,16 @@ def show(result):
     files = ", ".join(p.name for p in (result.mesh, result.mesh_obj, result.turntable) if p)
     print(f"{result.steps} steps in {result.seconds:.0f} s; files in {Path(result.config.out_dir)}/: "
           f"{files}")
+    if result.losses:
+        from sdskit.i18n import tr
+
+        tenth = max(1, len(result.losses) // 10)
+        first, last = result.losses[:tenth], result.losses[-tenth:]
+        print(tr("What train_step returned, 1/2 ||grad||^2 / B: {first:.3g} on average over the "
+                 "first {count} steps, {last:.3g} over the last {count}. It is the squared size of "
+                 "the SDS gradient, not an objective, and need not go down: judge the result by "
+                 "its pictures.", first=sum(first) / len(first), last=sum(last) / len(last),
+                 count=tenth))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -42,6 +42,9 @@ class WarmupResult:
     final_error: float = float("nan")
     steps: int = 0
     seconds: float = 0.0
+    # what train_step returned at each step: 1/2 ||g||^2 / B, the squared size of the SDS
+    # gradient, not an objective (it need not go down with a real prior)
+    losses: list = field(default_factory=list)
 
 
 def optimise(sd, text_embeddings, config: WarmupConfig, as_latent: bool, device="cpu",
@@ -66,10 +69,12 @@ def optimise(sd, text_embeddings, config: WarmupConfig, as_latent: bool, device=
         loss = sd.train_step(text_embeddings, picture, guidance_scale=config.guidance_scale,
                              as_latent=as_latent)
         loss.backward()
+        result.losses.append(loss.detach())
         optimizer.step()
         with torch.no_grad():
             image.clamp_(0, 1)
     result.image = image.detach().float().cpu()
+    result.losses = torch.stack(result.losses).float().tolist() if result.losses else []
     result.seconds = time.perf_counter() - begin
     return result
 

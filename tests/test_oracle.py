@@ -6,11 +6,15 @@ text-to-3D loop. SDS done right must reconstruct the object on held-out views; S
 About 10 s per optimisation on one CPU thread (100 steps of 24x24 renders); three of them here.
 """
 
+import hashlib
+import json
+
 import pytest
 import torch
 
 from autograder.notebook_code import solution_class
-from sdskit.oracle import MIN_IOU, MIN_PSNR, OracleCheck
+from sdskit.oracle import MIN_IOU, MIN_PSNR, OracleCheck, oracle_config
+from sdskit.paths import ASSETS
 
 SD = solution_class()
 
@@ -41,6 +45,23 @@ def test_sds_recovers_the_object(right):
     assert right["iou"] >= MIN_IOU, right
     assert right["psnr"] >= MIN_PSNR, right
     assert right["passed"]
+
+
+def test_the_stored_figure_shows_what_the_check_measures(right):
+    """Part 6's stored figure (scripts/make_figures.py) was made by this check, with its config:
+    its numbers, written beside it, are what the check measures now, and the PNG is theirs."""
+    figure = ASSETS / "figures" / "oracle_check.png"
+    numbers = json.loads(figure.with_suffix(".json").read_text())
+    redo = "run `make figures` (then `make release`)"
+    cfg = oracle_config()
+    assert (numbers["steps"], numbers["height"], numbers["width"], numbers["num_samples"],
+            numbers["seed"]) == (cfg.steps, cfg.height, cfg.width, cfg.nerf.num_samples,
+                                 cfg.seed), f"the figure is of another config than the check's; {redo}"
+    assert hashlib.sha256(figure.read_bytes()).hexdigest() == numbers["png_sha256"], \
+        f"oracle_check.png and oracle_check.json are not from the same run; {redo}"
+    assert right["steps"] == numbers["steps"]
+    assert abs(right["iou"] - numbers["iou"]) < 0.01, (right["iou"], numbers, redo)
+    assert abs(right["psnr"] - numbers["psnr"]) < 0.5, (right["psnr"], numbers, redo)
 
 
 @pytest.mark.parametrize("wrong", [FlippedSign, TargetsNotDetached], ids=["sign-flipped", "not-detached"])
