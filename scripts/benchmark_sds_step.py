@@ -277,6 +277,8 @@ def final_cell_only(folder, steps, vram_o, cap, path="default"):
         cfg = T.TextTo3DConfig(preview_every=0, progress=False, cpu_steps=None, out_dir=out_dir)
         if path == "eager":
             cfg.fast = False
+        elif path == "compiled":
+            cfg.fast_compile = True
         torch.cuda.reset_peak_memory_stats()
         result = T.run(sd, "a hamburger", steps=steps, config=cfg, device=device, before_step=mark)
         wall = time.perf_counter() - start
@@ -284,6 +286,8 @@ def final_cell_only(folder, steps, vram_o, cap, path="default"):
     fast = getattr(sd, F.ATTRIBUTE, None)
     taken = "fast" if fast is not None and fast.failed is None else "eager"
     ready = fast.ready_seconds if fast is not None else 0.0
+    if taken == "fast" and fast.compiled:
+        taken = "fast+compiled"
     steady = (steps - 1 - skip) / (marks[steps - 1] - marks[skip])
     tail = result.losses[-min(50, len(result.losses)):]
     print(f"WALL|{path}|{taken}|{steps}|{load_s:.2f}|{ready:.2f}|{result.seconds:.2f}|"
@@ -305,25 +309,26 @@ def final_cell_walls(folder, steps_list, card):
     the default path pays for its recording): one table."""
     rows = []
     for steps in steps_list:
-        for path in ("eager", "default"):
+        # the compiled tier at the longest run only; torch's compile caches are warm from fast_step
+        paths = ("eager", "default") + (("compiled",) if steps == max(steps_list) else ())
+        for path in paths:
             done = _final_cell_process(folder, steps, False, None, path)
             if done and done["wall"]:
                 rows.append(done["wall"])
     print(f"\nFINAL CELL END TO END on {card} (SD 2.1-base architecture, random weights, fp16; "
           "fresh process each; wall = loading + recording + steps + export):", flush=True)
-    print(f"{'steps':>6} {'path':>8} {'taken':>6} {'load s':>7} {'ready s':>8} {'loop s':>7} "
+    print(f"{'steps':>6} {'path':>8} {'taken':>13} {'load s':>7} {'ready s':>8} {'loop s':>7} "
           f"{'export s':>9} {'wall s':>7} {'steady it/s':>12} {'mean loss, last 50':>19}  recorded", flush=True)
     by = {}
     for path, taken, steps, load, ready, loop, export, wall, steady, loss, *parts in rows:
         by[(int(steps), path)] = float(wall)
-        print(f"{steps:>6} {path:>8} {taken:>6} {float(load):7.1f} {float(ready):8.2f} {float(loop):7.1f} "
+        print(f"{steps:>6} {path:>8} {taken:>13} {float(load):7.1f} {float(ready):8.2f} {float(loop):7.1f} "
               f"{float(export):9.1f} {float(wall):7.1f} {float(steady):12.2f} {loss:>19}  "
               f"{parts[0] if parts else ''}", flush=True)
-    for steps in steps_list:
-        if (steps, "eager") in by and (steps, "default") in by:
-            print(f"WALLRATIO {steps} steps on {card}: eager {by[steps, 'eager']:.1f} s, default "
-                  f"{by[steps, 'default']:.1f} s: {by[steps, 'eager'] / by[steps, 'default']:.2f}x",
-                  flush=True)
+    for (steps, path), wall in by.items():
+        if path != "eager" and (steps, "eager") in by:
+            print(f"WALLRATIO {steps} steps on {card}: eager {by[steps, 'eager']:.1f} s, {path} "
+                  f"{wall:.1f} s: {by[steps, 'eager'] / wall:.2f}x", flush=True)
 
 
 def check_fast_matches_eager(sd, device):
@@ -351,7 +356,7 @@ def warm_up_fast(sd, device, cfg):
         T.run(sd, "a hamburger", steps=3, config=warm, device=device)
 
 
-def fast_step(sd, device, steps, cfg, eager_step, floor):
+def fast_step(sd, device, steps, cfg, eager_step, floor, compiled=True):
     """The fast path: agreement with eager, recording time, it/s, ratio to the floor, peak."""
     loss0, grad0 = check_fast_matches_eager(sd, device)
     loss_a, grad_a = check_fast_matches_eager(sd, device)  # eager again: what atomics move
@@ -380,7 +385,25 @@ def fast_step(sd, device, steps, cfg, eager_step, floor):
           f"{s / floor:.2f}; peak {p:.2f} GiB; recording: U-Net + VAE {sd_ready:.2f} s, then "
           f"{', '.join(f'{k} {v:.2f} s' for k, v in fast.seconds.items())} in all (warm-up runs "
           f"{warm_s:.0f} s); eager {eager_step * 1e3:.1f} ms = {1 / eager_step:.2f} it/s", flush=True)
+    if compiled:  # the compiled tier, in this process: torch's caches cold unless run before
+        before = dict(fast.seconds)
+        start = time.perf_counter()
+        F.enable(sd, compile=True)
+        loss3, grad3 = check_fast_matches_eager(sd, device)  # compiles and records U-Net and VAE
+        compile_s = time.perf_counter() - start
+        warm_up_fast(sd, device, cfg)
+        loss4, grad4 = check_fast_matches_eager(sd, device)
+        print(f"AGREE fast_compile vs eager on {device_name(device)}: loss rel. err. "
+              f"{rel_err(loss4, loss0):.2e}, gradient on pred_rgb rel. err. {rel_err(grad4, grad0):.2e}",
+              flush=True)
+        c, p = step_time(sd, device, steps, replace(cfg, fast=True, fast_compile=True), warm=False)
+        print(f"STEP fast_compile: {c * 1e3:.1f} ms = {1 / c:.2f} it/s; peak {p:.2f} GiB; compile and "
+              f"record U-Net + VAE {compile_s:.1f} s (U-Net {fast.seconds['U-Net'] - before['U-Net']:.1f} s, "
+              f"VAE encoder {fast.seconds['VAE encoder'] - before['VAE encoder']:.1f} s)", flush=True)
     return s
+
+
+DEFAULT_CHOICES = dict(UNET_CHANNELS_LAST=F.UNET_CHANNELS_LAST, VAE_MATH_ATTENTION=F.VAE_MATH_ATTENTION)
 
 
 def explore(sd, device, cfg, repeats, rerun=False, only=None):
@@ -412,7 +435,7 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
         image.grad = None
         h = sd.vae.encoder(2 * image - 1)
         (h.float() * weight).sum().backward()
-        return torch.cat([h.float().flatten(), image.grad.float().flatten()])
+        return torch.cat([h.detach().float().flatten(), image.grad.float().flatten()])
 
     def nerf(shading, renderer):
         def call():
@@ -422,7 +445,8 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
                                                   None if shading == "albedo" else light)
                 loss = out["image"].float().mean() + out.get("orientation", 0)
             loss.backward()
-            return torch.cat([out["image"].float().flatten(), model.encoding.table.grad.flatten()])
+            return torch.cat([out["image"].detach().float().flatten(),
+                              model.encoding.table.grad.flatten()])
         return call
 
     def regional(module, names):
@@ -459,11 +483,15 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
         finally:
             cleanup(state)
             F.disable(sd)
+            for name, value in DEFAULT_CHOICES.items():
+                setattr(F, name, value)
             torch._dynamo.reset()
 
-    def graphed(part_index, forward=None, before=None):
+    def graphed(part_index, forward=None, before=None, **choices):
         def prepare():
             extra = before() if before else None
+            for name, value in dict(DEFAULT_CHOICES, **choices).items():
+                setattr(F, name, value)
             fast = F.enable(sd)
             if forward is not None:
                 fast.parts[part_index].forward_fn = forward(fast.parts[part_index])
@@ -481,28 +509,36 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
 
     ref_u, ref_v = unet(), vae()
     U = "U-Net fwd (batch 2, 64x64)"
+    plain = dict(UNET_CHANNELS_LAST=False)
     rows = [
         (U, "eager", {}),
         (U, "eager, channels_last", dict(prepare=layout(sd.unet, cl))),
-        (U, "CUDA graph of eager", dict(prepare=graphed(0))),
-        (U, "CUDA graph of eager, channels_last", dict(prepare=graphed(0, before=layout(sd.unet, cl)))),
+        (U, "CUDA graph of eager", dict(prepare=graphed(0, **plain))),
+        (U, "CUDA graph of eager, channels_last", dict(prepare=graphed(0))),
         (U, "regional compile + CUDA graph", dict(prepare=graphed(0, before=lambda: regional(
-            sd.unet, ("BasicTransformerBlock",))))),
-        (U, "whole compile + CUDA graph", dict(prepare=graphed(0, whole))),
+            sd.unet, ("BasicTransformerBlock",)), **plain))),
+        (U, "whole compile + CUDA graph", dict(prepare=graphed(0, whole, **plain))),
+        (U, "whole compile + CUDA graph, channels_last", dict(prepare=graphed(0, whole))),
     ]
     for part, label, kw in rows:
         if want(label):
             variant(part, label, unet, ref_u, **kw, cleanup=restore_unet)
     V = "VAE enc fwd+bwd (512x512)"
+    fused = dict(VAE_MATH_ATTENTION=False)  # torch's choice of attention kernel
     rows = [
         (V, "eager", {}),
-        (V, "CUDA graph of eager", dict(prepare=graphed(1))),
-        (V, "CUDA graph of eager, channels_last", dict(prepare=graphed(1, before=layout(sd.vae.encoder, cl)))),
+        (V, "CUDA graph of eager", dict(prepare=graphed(1, **fused))),
+        (V, "CUDA graph of eager, math attention", dict(prepare=graphed(1))),
+        (V, "CUDA graph of eager, channels_last", dict(prepare=graphed(
+            1, before=layout(sd.vae.encoder, cl), **fused))),
         (V, "CUDA graph of eager, cudnn.benchmark", dict(prepare=graphed(
-            1, before=lambda: setattr(torch.backends.cudnn, "benchmark", True)))),
+            1, before=lambda: setattr(torch.backends.cudnn, "benchmark", True), **fused))),
         (V, "regional compile (resnets) + CUDA graph", dict(prepare=graphed(1, before=lambda: regional(
-            sd.vae.encoder, ("ResnetBlock2D",))))),
-        (V, "whole compile + CUDA graph", dict(prepare=graphed(1, whole))),
+            sd.vae.encoder, ("ResnetBlock2D",)), **fused))),
+        (V, "regional compile + CUDA graph, math attention", dict(prepare=graphed(
+            1, before=lambda: regional(sd.vae.encoder, ("ResnetBlock2D",))))),
+        (V, "whole compile + CUDA graph", dict(prepare=graphed(1, whole, **fused))),
+        (V, "whole compile + CUDA graph, math attention", dict(prepare=graphed(1, whole))),
     ]
     for part, label, kw in rows:
         if want(label):
@@ -536,10 +572,13 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
                                         max_name_column_width=60), flush=True)
 
 
-def explore_rerun(folder, repeats):
+def explore_rerun(folder, repeats, only=None):
     """explore's compiled variants again in a fresh process: torch's compile caches are warm."""
+    if only is not None and not any("compile" in label for label in only):
+        return
     done = subprocess.run([sys.executable, __file__, "--explore-rerun", str(folder),
-                           "--repeats", str(repeats)], capture_output=True, text=True)
+                           "--repeats", str(repeats)] + (["--only", "|".join(only)] if only else []),
+                          capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("EXPLORE"):
             print(line.replace("EXPLORE |", "EXPLORE (caches warm) |"), flush=True)
@@ -549,7 +588,7 @@ def explore_rerun(folder, repeats):
 
 def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, small=False,
               profile=False, rounds=3, explore_parts=False, final_steps=40, wall_steps=(),
-              memory_rows=True):
+              memory_rows=True, only=None):
     cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None, fast=False)
     if small:  # CPU smoke test: a small NeRF and 32x32 renders, so it ends in a minute or so
         from sdskit import nerf as N
@@ -558,9 +597,9 @@ def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, sm
     card = device_name(device)
     print(f"\n=== {name} on {card}, {sd.precision_t} ===", flush=True)
     if explore_parts:
-        explore(sd, device, cfg, repeats)
+        explore(sd, device, cfg, repeats, only=only)
         if model_folder:
-            explore_rerun(model_folder, repeats)
+            explore_rerun(model_folder, repeats, only)
     for shading in ("albedo", "lambertian"):
         n = nerf_time(cfg, device, repeats, shading)
         print(f"nerf render+backward {cfg.height}x{cfg.width}x{cfg.nerf.num_samples} ({shading}): {n * 1e3:.1f} ms", flush=True)
@@ -621,6 +660,7 @@ def main():
     parser.add_argument("--no-final-cell", action="store_true", help="skip the final-cell memory runs")
     parser.add_argument("--final-cell", action="store_true", help="the final-cell memory runs alone")
     parser.add_argument("--explore", default="", help="'graphs': each part eager, graphed, compiled")
+    parser.add_argument("--only", help="explore only these variants ('|'-separated labels)")
     parser.add_argument("--profile", action="store_true", help="print where a step's time goes")
     parser.add_argument("--final-cell-only", metavar="FOLDER", help=argparse.SUPPRESS)
     parser.add_argument("--explore-rerun", metavar="FOLDER", help=argparse.SUPPRESS)
@@ -633,10 +673,11 @@ def main():
     SD = solution_class()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
+    only = set(args.only.split("|")) if args.only else None
     if args.explore_rerun:
         sd = SD("cuda", True, False, hf_key=args.explore_rerun)
         cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None, fast=False)
-        return explore(sd, device, cfg, args.repeats, rerun=True)
+        return explore(sd, device, cfg, args.repeats, rerun=True, only=only)
     print(f"torch {torch.__version__}, device {device_name(device)}")
 
     if args.tiny or not cuda:
@@ -664,7 +705,7 @@ def main():
                       fast=first and not args.no_fast, profile=args.profile and first,
                       rounds=args.rounds, explore_parts=bool(args.explore) and first,
                       final_steps=args.final_steps, wall_steps=wall_steps if first else (),
-                      memory_rows=not args.no_final_cell)
+                      memory_rows=not args.no_final_cell, only=only)
             del sd
             torch._dynamo.reset()
             torch.cuda.empty_cache()

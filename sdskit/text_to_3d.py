@@ -68,6 +68,11 @@ class TextTo3DConfig:
     # the whole model on it); True: on any GPU; False: never.
     fast: bool | None = None
     fast_min_capability: tuple = (9, 0)  # Hopper and newer: where it was measured (see fast_path)
+    # graphs of torch.compile's kernels instead of the eager ones (sdskit.fast.FastPath.compile):
+    # faster steps after about a minute of compiling the first time on a machine. None: for runs
+    # of at least fast_compile_steps steps, where that minute pays for itself.
+    fast_compile: bool | None = None
+    fast_compile_steps: int = 7000
 
     # --- what is rendered each step ---
     height: int = 64              # render size; train_step upsamples to 512 for the VAE
@@ -199,7 +204,7 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     from tqdm.auto import tqdm
 
     # the fast path where it pays (TextTo3DConfig.fast), else None: the eager step
-    fast = _fast_path_for(sd, cfg, device) if cfg.fast is not False else None
+    fast = _fast_path_for(sd, cfg, device, steps) if cfg.fast is not False else None
     ray_renderer = fast.renderer() if fast else None
     if cfg.fast and device.type != "cuda":
         notes.append("fast=True needs a GPU: ran the plain (eager) step.")
@@ -533,22 +538,23 @@ def show(result):
 # The fast path (sdskit/fast.py)
 # ----------------------------------------------------------------------------------------------
 
-def fast_path(sd):
+def fast_path(sd, compile=False):
     """Speed up `sd`'s step on a GPU, in place: its U-Net forward and its VAE encoder (forward
     and backward) are replayed as CUDA graphs of their eager kernels (sdskit/fast.py), recorded
     at their first call. Same results as eager (sdskit.fast.MEASURED). run() calls it when
-    TextTo3DConfig.fast asks for it, and replays the NeRF render too. Returns sd."""
+    TextTo3DConfig.fast asks for it, and replays the NeRF render too. compile: graphs of
+    torch.compile's kernels instead (TextTo3DConfig.fast_compile). Returns sd."""
     from sdskit import fast
 
     if hasattr(sd.unet, "_hf_hook"):
         raise ValueError("fast=True needs the whole model on the GPU, but this StableDiffusion was "
                          "built with vram_O=True, which streams its weights from the CPU. Build it "
                          "with vram_O=False, or leave fast off.")
-    fast.enable(sd)
+    fast.enable(sd, compile)
     return sd
 
 
-def _fast_path_for(sd, cfg, device):
+def _fast_path_for(sd, cfg, device, steps=None):
     """The FastPath for this run on `device`, or None where the step stays eager: a CPU,
     fast=None and a GPU older than cfg.fast_min_capability, weights streamed from the CPU
     (vram_O), a U-Net or VAE that is not diffusers' own (fast.graphable), or a fast path that
@@ -557,9 +563,13 @@ def _fast_path_for(sd, cfg, device):
 
     if device.type != "cuda":
         return None
+    steps = cfg.steps if steps is None else steps
+    compile = cfg.fast_compile if cfg.fast_compile is not None else steps >= cfg.fast_compile_steps
     known = getattr(sd, fast.ATTRIBUTE, None)
-    if known is not None:
-        return known if known.failed is None else None
+    if known is not None and known.failed is not None:
+        return None
+    if known is not None and (known.compiled or not compile):
+        return known
     parts = fast.graphable(sd)
     index = device.index if device.index is not None else torch.cuda.current_device()
     if not parts or hasattr(sd.unet, "_hf_hook") or (
@@ -569,7 +579,7 @@ def _fast_path_for(sd, cfg, device):
                      "GPU (not vram_O=True): this run takes the eager step."))
         return None
     try:
-        fast_path(sd)
+        fast_path(sd, compile)
     except Exception as error:  # noqa: BLE001 - say it in one line, go on eagerly
         print(tr("The fast path could not be set up ({error}), so this run takes the eager step: "
                  "the same results, only slower.", error=f"{type(error).__name__}: {error}"[:200]))
