@@ -23,7 +23,11 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
               (torch.cuda.set_per_process_memory_fraction), to show that it completes
   walls       the final cell end to end (loading the model, recording or compiling, the steps,
               the export) in a fresh process per path, eager and the default (the fast path on
-              a large GPU), at 400 and 2,000 steps (--wall-steps): wall, steady it/s, ready time
+              a large GPU), at 400 and 2,000 steps (--wall-steps), and fast_compile at the longest
+              (torch's caches warm from the compiled rows): wall, steady it/s, ready time.
+              On an H200 these take about 8 minutes, the compiled rows about 2 more: a run
+              within a 10-minute limit needs --no-final-cell and, say, --wall-steps 400,2000
+              --no-compiled (or the walls alone in a second run)
   --explore graphs  each heavy part (U-Net forward, VAE encoder forward+backward, NeRF render
               +backward) eager, as a CUDA graph of its eager kernels, and compiled (regional or
               whole, torch.compile's default mode) inside a CUDA graph: seconds until ready, ms
@@ -235,6 +239,8 @@ def _final_cell_process(folder, steps, vram_o, cap, path="default"):
     print(lines[-1], flush=True)
     loop, export, reserved = (float(x) for x in lines[-1].split("|")[1:4])
     walls = [line for line in done.stdout.splitlines() if line.startswith("WALL")]
+    if walls:  # path|taken|steps|load s|ready s|loop s|export s|wall s|steady it/s|loss|recorded
+        print(walls[-1], flush=True)
     return {"loop": loop, "export": export, "reserved": reserved,
             "wall": walls[-1].split("|")[1:] if walls else None}
 
@@ -304,13 +310,13 @@ def final_cell_only(folder, steps, vram_o, cap, path="default"):
           f"{(peaks['export'] - peaks['before']) * 2 ** 30 / peaks['samples']:.0f} B each); wrote {', '.join(files)}", flush=True)
 
 
-def final_cell_walls(folder, steps_list, card):
+def final_cell_walls(folder, steps_list, card, compiled=True):
     """The final cell end to end, eager and the default path, each in a fresh process (so that
     the default path pays for its recording): one table."""
     rows = []
     for steps in steps_list:
         # the compiled tier at the longest run only; torch's compile caches are warm from fast_step
-        paths = ("eager", "default") + (("compiled",) if steps == max(steps_list) else ())
+        paths = ("eager", "default") + (("compiled",) if compiled and steps == max(steps_list) else ())
         for path in paths:
             done = _final_cell_process(folder, steps, False, None, path)
             if done and done["wall"]:
@@ -588,7 +594,7 @@ def explore_rerun(folder, repeats, only=None):
 
 def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, small=False,
               profile=False, rounds=3, explore_parts=False, final_steps=40, wall_steps=(),
-              memory_rows=True, only=None):
+              memory_rows=True, only=None, compiled=True):
     cfg = T.TextTo3DConfig(export=False, preview_every=0, progress=False, cpu_steps=None, fast=False)
     if small:  # CPU smoke test: a small NeRF and 32x32 renders, so it ends in a minute or so
         from sdskit import nerf as N
@@ -625,12 +631,12 @@ def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, sm
     fast_s = None
     if fast:
         try:
-            fast_s = fast_step(sd, device, steps, cfg, step, floor)
+            fast_s = fast_step(sd, device, steps, cfg, step, floor, compiled)
         except Exception as error:  # noqa: BLE001 - report and go on
             print(f"fast path failed: {type(error).__name__}: {str(error)[:600]}", flush=True)
         F.disable(sd)
     if model_folder and wall_steps:
-        final_cell_walls(model_folder, wall_steps, card)
+        final_cell_walls(model_folder, wall_steps, card, compiled)
     if model_folder and memory_rows:
         final_cell_runs(model_folder, final_steps)
     print(f"\nSUMMARY {name}, {card}: floor {1 / floor:.2f} it/s ({floor * 1e3:.1f} ms); "
@@ -657,6 +663,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="turns of floor and eager step")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-fast", action="store_true", help="skip the fast path")
+    parser.add_argument("--no-compiled", action="store_true", help="skip fast_compile's rows")
     parser.add_argument("--no-final-cell", action="store_true", help="skip the final-cell memory runs")
     parser.add_argument("--final-cell", action="store_true", help="the final-cell memory runs alone")
     parser.add_argument("--explore", default="", help="'graphs': each part eager, graphed, compiled")
@@ -705,7 +712,7 @@ def main():
                       fast=first and not args.no_fast, profile=args.profile and first,
                       rounds=args.rounds, explore_parts=bool(args.explore) and first,
                       final_steps=args.final_steps, wall_steps=wall_steps if first else (),
-                      memory_rows=not args.no_final_cell, only=only)
+                      memory_rows=not args.no_final_cell, only=only, compiled=not args.no_compiled)
             del sd
             torch._dynamo.reset()
             torch.cuda.empty_cache()

@@ -7,8 +7,8 @@ from Python; on a fast GPU the launches, not the arithmetic, set the pace. A CUD
 a part's kernels once and then replays all of them with one launch: `torch.cuda.CUDAGraph` for
 the U-Net's forward, `torch.cuda.make_graphed_callables` for the two parts whose backward runs
 too. The kernels are the eager ones, so the results are the eager results, and recording takes
-about a second, where compiling the same parts with `torch.compile` took minutes (the figures:
-MEASURED below).
+under a second, where compiling the same parts with `torch.compile` takes a minute or more (the
+figures: MEASURED below).
 
     fast = enable(sd)            # sd.unet and sd.vae.encoder now replay graphs (in place)
     renderer = fast.renderer()   # nerf.render_rays as graphs, for one run's NeRF
@@ -23,8 +23,8 @@ the export). If a recording fails, one line says so and everything runs eagerly 
 What is replayed reads its inputs and weights from the addresses seen when it was recorded, so
 the graphs hold on to copies of the inputs (and copy each call's inputs there), and a part whose
 weights have moved (`.to(...)`) is recorded again. Each graph keeps its own memory pool: the
-fast path needs more GPU memory than eager (MEASURED), which is why run() takes it only on a
-large GPU (TextTo3DConfig.fast).
+fast path reserves more GPU memory than eager (MEASURED: 11 GiB against 4), which is why run()
+takes it by default only on a large GPU (TextTo3DConfig.fast).
 """
 
 import time
@@ -34,10 +34,39 @@ import torch
 from sdskit import nerf as N
 from sdskit.i18n import tr
 
-# scripts/benchmark_sds_step.py --explore graphs, on an NVIDIA H200 (SD 2.1-base architecture,
-# random weights, fp16; median ms per call; "ready": seconds from the first call to the first
-# replay, compilation included):
-MEASURED = """(filled in from the GPU run)"""
+# MEASURED: scripts/benchmark_sds_step.py (--explore graphs for the parts) on an NVIDIA H200,
+# SD 2.1-base architecture with random weights, fp16, torch 2.11. "ready": seconds from a part's
+# first call to its first replay, compiling included; "warm": the same in a second process, with
+# torch's compile caches filled by the first. Median ms per call; difference from eager: largest
+# absolute (relative to the norm).
+#   U-Net forward, batch 2, 64x64:  eager 27.2 ms
+#     CUDA graph of eager                  ready  0.1 s   11.4 ms   0 (the same kernels)
+#     CUDA graph, channels_last (taken)    ready  0.2 s    9.8 ms   2.4e-3 (1.3e-3)
+#     regional compile + CUDA graph        ready 11.6 s   10.8 ms   2.9e-3 (1.3e-3); warm 3.0 s
+#     whole compile + CUDA graph           ready 46.6 s    6.9 ms   2.9e-3 (1.5e-3); warm 8.1 s
+#   VAE encoder forward + backward, 512x512:  eager 23.9 ms (eager twice differs by 3.4e-3:
+#     the attention kernel's backward adds with atomics; it took 5.8 ms of the 23)
+#     CUDA graph of eager                  ready  0.1 s   23.2 ms   3.8e-3 (1.6e-3)
+#     CUDA graph, math attention (taken)   ready  0.2 s   19.5 ms   3.9e-3 (1.7e-3)
+#     CUDA graph, channels_last            ready  0.2 s   30.8 ms   7.8e-3 (3.3e-3)
+#     regional compile (resnets) + graph   ready 31.0 s   16.1 ms   1.0e-2 (4.4e-3); warm 1.2 s
+#     whole compile + CUDA graph           ready 20.9 s   16.1 ms   1.0e-2 (4.3e-3); warm 3.0 s
+#   The whole loop (render 64x64, train_step, backward, Adam), steady state:
+#     eager                         15.0 it/s (66.5 ms); peak 4.14 GiB allocated, 4.37 reserved
+#     fast path (the graphs above)  28.6 it/s (35.0 ms); ready after 0.8 s in all (U-Net and VAE
+#                                   0.3 s, each NeRF shading 0.1-0.2 s); peak 4.27 GiB allocated,
+#                                   11.1 reserved (the graphs' own memory pools)
+#     compiled (FastPath.compile)   42.0 it/s (23.8 ms); ready after 99 s the first time on the
+#                                   machine (U-Net 58 s, VAE encoder 36 s)
+#   One train_step at a fixed t and noise, against eager (relative error of the loss, of the
+#   gradient on pred_rgb): graphs 6.1e-4, 9.3e-3; compiled 4.3e-5, 1.0e-2; what fp16 rounding
+#   alone moves (the same eager step with channels_last kernels) 2.9e-4, 9.9e-3; eager twice 0,
+#   1.5e-3.
+#   The final cell end to end in a fresh process (loading, recording, steps, export): 400 steps
+#   eager 46 s, fast path 37 s; 2,000 steps eager 162 s, fast path 88 s.
+# So the graphs of eager kernels pay from the first steps; compiling pays only for long runs:
+# its extra 99 s against 11 ms a step saved is about 9,000 steps (about 1,000 once torch's
+# caches are warm), which is what TextTo3DConfig.fast_compile_steps says.
 
 # Two choices beside the graphs, both measured there:
 # the U-Net's weights in channels_last: its cuDNN convolutions then need no layout conversions
@@ -86,6 +115,11 @@ class FastPath:
     """The graphed parts of one StableDiffusion, what recording them cost, and whether it failed."""
 
     def __init__(self, sd):
+        # the NeRF's parameters meet their gradients on the graphs' stream, as intended: torch
+        # would warn about that stream in the student's cell
+        quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
+        if quiet is not None:
+            quiet(False)
         self.failed = None   # the exception that switched the fast path off, if one did
         self.seconds = {}    # part -> seconds spent recording it (all its graphs together)
         self.parts = [GraphedUNet(self, sd.unet), GraphedEncoder(self, sd.vae.encoder)]
