@@ -140,7 +140,7 @@ class FastPath:
         self.compiled = True
 
     def renderer(self):
-        """A drop-in for nerf.render_rays that replays graphs (render() takes it as ray_renderer)."""
+        """A drop-in for nerf.render_rays replaying graphs (render() takes it as ray_renderer)."""
         return GraphedRenderer(self)
 
     @property
@@ -203,7 +203,7 @@ class _Part:
 
     def __init__(self, fast, module):
         self.fast, self.module, self.graphs = fast, module, {}
-        self.forward_fn = type(module).forward  # what is recorded (the benchmark tries compiled ones)
+        self.forward_fn = type(module).forward  # what is recorded (FastPath.compile: compiled)
         params = list(module.parameters())
         self._params = (params[0], params[-1]) if params else ()
 
@@ -222,7 +222,7 @@ class _Part:
         return tuple(p.data_ptr() for p in self._params)
 
     def graph(self, key, make):
-        """The graph recorded for `key`, recording it with make() at its first call (None: failed)."""
+        """The graph recorded for `key`, made by make() at its first call (None: it failed)."""
         entry = self.graphs.get(key)
         if entry is None:
             weights = self.weights()
@@ -297,8 +297,8 @@ class GraphedEncoder(_Part):
                 or not (torch.is_grad_enabled() and x.requires_grad) or _autocast_on()
                 or not on_gpu(x)):
             return self.eager(x, *args, **kwargs)
-        graphed = self.graph((self.weights(),) + _signature(x), lambda: torch.cuda.make_graphed_callables(
-            self.recorded, (x.detach().clone().requires_grad_(),)))
+        graphed = self.graph((self.weights(),) + _signature(x), lambda: (
+            torch.cuda.make_graphed_callables(self.recorded, (x.detach().clone().requires_grad_(),))))
         return self.eager(x) if graphed is None else graphed(x)
 
     def recorded(self, x):

@@ -14,6 +14,7 @@ from autograder.notebook_code import solution_class
 from sdskit import fast as F
 from sdskit import nerf as N
 from sdskit import text_to_3d as T
+from sdskit.oracle import OracleUNet
 from sdskit.paths import TINY_SD
 
 SMALL = T.TextTo3DConfig(nerf=N.NeRFConfig(grid_levels=4, grid_max_res=32, num_samples=8, hidden=16),
@@ -84,6 +85,12 @@ def test_which_runs_take_the_fast_path(sd, monkeypatch, capsys):
     assert isinstance(fast, F.FastPath) and isinstance(sd.unet.forward, F.GraphedUNet)
     F.disable(sd)
     assert sd.unet.forward.__self__ is sd.unet  # eager again
+    # a stand-in U-Net whose output depends on more than its inputs (the oracle's): eager
+    unet, sd.unet = sd.unet, OracleUNet(sd.scheduler.alphas_cumprod)
+    try:
+        assert T._fast_path_for(sd, SMALL, cuda) is None
+    finally:
+        sd.unet = unet
     # weights streamed from the CPU (vram_O): eager, and fast=True says why in one line
     monkeypatch.setattr(sd.unet, "_hf_hook", object(), raising=False)
     assert T._fast_path_for(sd, SMALL, cuda) is None
