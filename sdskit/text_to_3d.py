@@ -585,7 +585,8 @@ def _fast_path_for(sd, cfg, device, steps=None):
     try:
         fast_path(sd, compile)
     except Exception as error:  # noqa: BLE001 - say it in one line, go on eagerly
+        why = f"{type(error).__name__}: {error}"[:200]
         print(tr("The fast path could not be set up ({error}), so this run takes the eager step: "
-                 "the same results, only slower.", error=f"{type(error).__name__}: {error}"[:200]))
+                 "the same results, only slower.", error=why))
         return None
     return getattr(sd, fast.ATTRIBUTE)
