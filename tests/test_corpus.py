@@ -13,7 +13,7 @@ import pytest
 from autograder import corpus, sandbox
 from sdskit.paths import REFERENCES, ROOT
 
-EXPECTED_CASES = 37
+EXPECTED_CASES = 44
 
 
 def grade(folder, out):
