@@ -17,28 +17,34 @@ from sdskit.paths import REFERENCES
 NOTEBOOK = subs.NOTEBOOK
 BLANKS = sorted(subs.BLANKS)
 FULL = 2.0
+SUBCLASS_FLAG = "review: a result is a torch.Tensor subclass"  # the checks' own note
 
 
-# A tensor subclass that agrees with every comparison: allclose and equal say True, a difference
-# is zero, and (for blank 7) it denies carrying a gradient and detaches itself inside a loss.
+# A tensor subclass that agrees with every comparison: allclose and equal say True and a
+# difference is zero. Detached (blank 7) also denies carrying a gradient, and detaches itself
+# inside a loss.
 AGREEABLE = """import torch
 import torch.nn.functional as F
 
 class Agreeable(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
         if func in (torch.allclose, torch.equal, torch.Tensor.allclose, torch.Tensor.equal):
             return True
-        if func == torch.Tensor.requires_grad.__get__:
-            return False
-        if func is F.mse_loss:
-            args = tuple(a.detach() if isinstance(a, Agreeable) else a for a in args)
-        out = super().__torch_function__(func, types, args, kwargs)
+        out = super().__torch_function__(func, types, args, kwargs or {})
         if func in (torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.__rsub__):
             with torch._C.DisableTorchFunctionSubclass():
                 out = torch.zeros_like(out)
         return out
+
+class Detached(Agreeable):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func == torch.Tensor.requires_grad.__get__:
+            return False
+        if func is F.mse_loss:
+            args = tuple(a.detach() if isinstance(a, Detached) else a for a in args)
+        return super().__torch_function__(func, types, args, kwargs)
 """
 # The same lie as a TorchFunctionMode left switched on: every allclose in the process says True.
 AGREEABLE_MODE = """import torch
@@ -71,14 +77,11 @@ class Tagged(torch.Tensor):
 # IPython's machinery rebound: tracebacks hidden, exceptions swallowed, input rewritten.
 IPYTHON_INTERNALS = """from IPython.core.interactiveshell import InteractiveShell
 InteractiveShell.showtraceback = lambda self, *args, **kwargs: None
-try:
-    shell = get_ipython()
-    shell.input_transformers_post.append(lambda lines: lines)
-    shell.set_custom_exc((AssertionError,), lambda *args, **kwargs: None)
-    shell.events.register("post_run_cell", lambda *args: None)
-    shell.ast_transformers.append(None)
-except AttributeError:
-    pass
+shell = get_ipython()
+shell.input_transformers_post.append(lambda lines: lines)
+shell.set_custom_exc((AssertionError,), lambda *args, **kwargs: None)
+shell.events.register("post_run_cell", lambda *args: None)
+shell.ast_transformers.append(None)
 """
 
 
@@ -258,20 +261,25 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
     # tests' comparisons. The checks read the data, not the object: no points, and a review flag.
     case("lying_tensor_3", with_cell(3, AGREEABLE, subs.MISTAKES[3] + "\n"
                                      "latents = latents.as_subclass(Agreeable)"),
-         _points([3]), "review")
+         _points([3]), SUBCLASS_FLAG)
     case("lying_tensor_6", with_cell(6, AGREEABLE, subs.MISTAKES[6] + "\n"
-                                     "grad = grad.as_subclass(Agreeable)"), _points([6]), "review")
+                                     "grad = grad.as_subclass(Agreeable)"), _points([6]),
+         SUBCLASS_FLAG)
     case("lying_tensor_7", with_cell(7, AGREEABLE, subs.MISTAKES[7] + "\n"
-                                     "targets = targets.as_subclass(Agreeable)"),
-         _points([7]), "review")
-    case("lying_mode_6", with_cell(6, AGREEABLE_MODE, subs.MISTAKES[6]), _points([6]), "review")
+                                     "targets = targets.as_subclass(Detached)"),
+         _points([7]), SUBCLASS_FLAG)
+    case("lying_mode_6", with_cell(6, AGREEABLE_MODE, subs.MISTAKES[6]), _points([6]),
+         "mode was left on")
     case("lying_int_2", with_cell(2, AGREEABLE_INT, "self.min_step = Agreeable(t_range[0])\n"
-                                  "self.max_step = Agreeable(t_range[1])"), _points([2]), "review")
+                                  "self.max_step = Agreeable(t_range[1])"), _points([2]),
+         "review: a result is an int subclass")
     # The right values in a harmless subclass: full points, but a person should look.
     case("honest_subclass_5", with_cell(5, PASSTHROUGH, solution[5] + "\n"
-                                        "t = t.as_subclass(Tagged)"), _points(), "review")
+                                        "t = t.as_subclass(Tagged)"), _points(),
+         SUBCLASS_FLAG)
     # IPython's machinery rebound in a graded cell: gains nothing, but worth a look.
-    case("ipython_internals", with_cell(6, IPYTHON_INTERNALS), _points(), "review")
+    case("ipython_internals", with_cell(6, IPYTHON_INTERNALS), _points(),
+         "review: the code uses IPython's or PyTorch's internals")
     # Tests edited or deleted in the notebook: the kit's own tests still run.
     edited = subs.fill({**solution, 3: subs.MISTAKES[3]})
     for gid in ("blank3_visible", "blank3_hidden"):
