@@ -396,8 +396,8 @@ def write_unassigned(unassigned: list, out: Path) -> None:
         print(f"  {item.file}: {item.reason}", file=sys.stderr)
 
 
-def grade(submissions: Path, out: Path, jobs: int = 1,
-          id_pattern: str | None = None) -> list[StudentResult]:
+def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
+          similarity_report: bool = False) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
@@ -456,6 +456,12 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
             for box in workers:
                 if box[0] is not None:
                     box[0].close()
+        # Read while the class folder is there (an LMS's flat export is unpacked into tmp).
+        documents = None
+        if similarity_report:
+            from autograder import similarity  # copydetect, only when asked for
+
+            documents = similarity.read_class(students)
     ordered = [results[p.name] for p in students]
     problems = record(ordered, keys, out)
     for result in ordered:
@@ -465,6 +471,9 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
             write_plain_feedback(result, out)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)
+    if documents is not None:
+        print()
+        similarity.write_report(documents, out, ordered)
     return ordered
 
 
@@ -479,6 +488,10 @@ def main(argv=None) -> None:
                              "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--similarity", action="store_true",
+                        help="rank pairs of students by shared unusual code and prose "
+                             "(OUT/similarity.csv, OUT/similarity.html): for a "
+                             "person to look at, never a verdict")
     lms_options = parser.add_argument_group(
         "grades into the LMS (autograder/lms.py)",
         "write a copy of the LMS's own file with this assignment's grades filled in, ready to "
@@ -505,7 +518,7 @@ def main(argv=None) -> None:
         lms.check(args.canvas_gradebook, args.moodle_worksheet, args.canvas_column)
     except lms.LMSFileError as error:
         raise SystemExit(f"error: {error}") from None
-    results = grade(args.submissions, args.out, args.jobs, args.id_pattern)
+    results = grade(args.submissions, args.out, args.jobs, args.id_pattern, args.similarity)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "

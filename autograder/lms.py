@@ -395,7 +395,7 @@ def report(filled: Filled, unmatched: Path) -> None:
                         count=len(filled.not_in_lms), lms=filled.lms,
                         ids=", ".join(filled.not_in_lms[:10]), path=unmatched))
     if filled.no_submission:
+        how = tr("given 0") if filled.missing_as_zero else tr("their cells left as they were")
         print("  " + tr("{count} students in the {lms} file handed nothing in: {how}. Listed in "
-                        "{path}.", count=len(filled.no_submission), lms=filled.lms,
-                        how=(tr("given 0") if filled.missing_as_zero
-                             else tr("their cells left as they were")), path=unmatched))
+                        "{path}.", count=len(filled.no_submission), lms=filled.lms, how=how,
+                        path=unmatched))

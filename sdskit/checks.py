@@ -237,9 +237,9 @@ def _plain(value):
     with _NO_SUBCLASS_CODE():
         try:
             alias = _AS_SUBCLASS(value, _TENSOR)  # checks the real type, not __class__
-        except TypeError:
-            if inspect.getattr_static(cls, "__torch_function__", None) is not None or (
-                    inspect.getattr_static(value, "__class__", None) is not cls):
+        except TypeError:  # not a tensor: noted if it has torch's hook or a made-up class
+            if inspect.getattr_static(cls, "__torch_function__", None) is not None or any(
+                    "__class__" in vars(base) for base in cls.__mro__[:-1]):
                 _REVIEW.append(f"a result is a {kind} posing as a tensor")
             return _NotATensor(kind)
         if cls not in _PLAIN_TYPES:
