@@ -2,7 +2,7 @@
 
 `write_corpus(folder)` writes one student folder per case and returns, for each student id,
 the expected points per blank and a flag the grader must raise (a substring of grades.csv's
-`flags` column; "" means no flag at all). Everything is made from the release notebook and
+`flags` column, or a tuple of them; "" means no flag at all). Everything is made from the release notebook and
 the solution's answers by code, so nothing hand-edited is checked in.
 """
 
@@ -109,7 +109,7 @@ def _prepend(answer: str, lines: str) -> str:
     return lines + "\n" + answer
 
 
-def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
+def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str | tuple]]:
     folder = Path(folder)
     solution = subs.solution_answers()
     good = subs.fill(solution)
@@ -124,6 +124,15 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
         notebook = subs.fill({**solution, blank: answer if answer else solution[blank]})
         cell = notebook["cells"][_index(notebook, subs.BLANKS[blank][0])]
         cell["source"] = extra_top + "\n" + subs._source(cell)
+        return notebook
+
+    def with_cells(changes: dict[int, tuple[str, str | None]]) -> dict:
+        """The solution notebook with, for each blank, (extra top-level code, answer or None)."""
+        notebook = subs.fill({**solution, **{b: answer or solution[b]
+                                             for b, (_, answer) in changes.items()}})
+        for blank, (top, _) in changes.items():
+            cell = notebook["cells"][_index(notebook, subs.BLANKS[blank][0])]
+            cell["source"] = top + "\n" + subs._source(cell)
         return notebook
 
     # --- Colab and format quirks -----------------------------------------------------------
@@ -258,28 +267,26 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
                               "    try:\n        os.write(fd, fake)\n    except OSError:\n"
                               "        pass\nos._exit(0)")
     # Lying results: a wrong answer dressed as a tensor (or an int) whose own code answers the
-    # tests' comparisons. The checks read the data, not the object: no points, and a review flag.
-    case("lying_tensor_3", with_cell(3, AGREEABLE, subs.MISTAKES[3] + "\n"
-                                     "latents = latents.as_subclass(Agreeable)"),
-         _points([3]), SUBCLASS_FLAG)
+    # tests' comparisons. The checks read the data, not the object: no points, and a review flag
+    # naming the blank. (Several blanks per student, so the corpus stays quick to grade.)
+    case("lying_tensors", with_cells({
+        2: (AGREEABLE_INT, "self.min_step = Agreeable(t_range[0])\n"
+                           "self.max_step = Agreeable(t_range[1])"),
+        3: (AGREEABLE, subs.MISTAKES[3] + "\nlatents = latents.as_subclass(Agreeable)"),
+        7: (AGREEABLE, subs.MISTAKES[7] + "\ntargets = targets.as_subclass(Detached)")}),
+         _points([2, 3, 7]), ("blank 2: review: a result is an int subclass",
+                              "blank 3: " + SUBCLASS_FLAG, "blank 7: " + SUBCLASS_FLAG))
     case("lying_tensor_6", with_cell(6, AGREEABLE, subs.MISTAKES[6] + "\n"
                                      "grad = grad.as_subclass(Agreeable)"), _points([6]),
-         SUBCLASS_FLAG)
-    case("lying_tensor_7", with_cell(7, AGREEABLE, subs.MISTAKES[7] + "\n"
-                                     "targets = targets.as_subclass(Detached)"),
-         _points([7]), SUBCLASS_FLAG)
+         "blank 6: " + SUBCLASS_FLAG)
     case("lying_mode_6", with_cell(6, AGREEABLE_MODE, subs.MISTAKES[6]), _points([6]),
-         "mode was left on")
-    case("lying_int_2", with_cell(2, AGREEABLE_INT, "self.min_step = Agreeable(t_range[0])\n"
-                                  "self.max_step = Agreeable(t_range[1])"), _points([2]),
-         "review: a result is an int subclass")
-    # The right values in a harmless subclass: full points, but a person should look.
-    case("honest_subclass_5", with_cell(5, PASSTHROUGH, solution[5] + "\n"
-                                        "t = t.as_subclass(Tagged)"), _points(),
-         SUBCLASS_FLAG)
-    # IPython's machinery rebound in a graded cell: gains nothing, but worth a look.
-    case("ipython_internals", with_cell(6, IPYTHON_INTERNALS), _points(),
-         "review: the code uses IPython's or PyTorch's internals")
+         "blank 6: review: a PyTorch function or dispatch mode was left on")
+    # The right values in a harmless subclass (blank 5), and IPython's machinery rebound in a
+    # graded cell (blank 6): full points, but a person should look.
+    case("subclass_and_ipython", with_cells({
+        5: (PASSTHROUGH, solution[5] + "\nt = t.as_subclass(Tagged)"), 6: (IPYTHON_INTERNALS, None)}),
+         _points(), ("blank 5: " + SUBCLASS_FLAG,
+                     "review: the code uses IPython's or PyTorch's internals (InteractiveShell"))
     # Tests edited or deleted in the notebook: the kit's own tests still run.
     edited = subs.fill({**solution, 3: subs.MISTAKES[3]})
     for gid in ("blank3_visible", "blank3_hidden"):
