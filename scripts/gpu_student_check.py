@@ -29,6 +29,7 @@ stops Part 4 (on a CPU it runs: nothing there can show the crash).
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -124,6 +125,13 @@ def main() -> int:
     device = "cuda" if gpu else "cpu"
     fp16 = gpu
     work = Path(tempfile.mkdtemp(prefix="gpu_student_check_"))
+    try:
+        return check(args, begin, gpu, device, fp16, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the random model: 2.5 GB on disk
+
+
+def check(args, begin, gpu, device, fp16, work) -> int:
     if args.tiny:
         model, what = str(TINY_SD), "the tiny model"
     else:
