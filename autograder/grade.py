@@ -19,6 +19,9 @@ the feedback, in a course folder the command manages (OUT/course; autograder/gra
     OUT/class_report.csv, OUT/class_report.png   pass rate per blank, most frequent failures
     OUT/results/<student_id>.json                 one per student: how a batch resumes
     OUT/course/gradebook.db                       nbgrader's gradebook, with the same points
+    OUT/written/<grade_id>.html, OUT/written/scores.csv   each written question's answers, and
+                          the file TAs fill in; `--written-scores FILE` records them
+                          (autograder/written.py)
 
 grades.csv is the authoritative record. Every student gets a row. A student already graded
 with the same notebook and the same tests is not graded again (an interrupted batch resumes;
@@ -64,8 +67,10 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import collection, course, gradebook, locate, sandbox  # noqa: E402
+from autograder import (collection, course, gradebook, locate, sandbox, written,  # noqa: E402
+                        written_pages)
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import tr  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
@@ -80,6 +85,8 @@ class StudentResult:
     messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
     cpu_s: float = 0.0  # CPU seconds its blanks took in the sandbox (for the benchmark)
     sources: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's code
+    # grade_id -> the student's written answer ("" no response, None no cell found)
+    written: dict[str, str | None] = field(default_factory=dict)
 
     def points_by_column(self) -> dict[str, float]:
         """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
@@ -168,6 +175,14 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
             verdicts = {}
     else:
         result.notes.append(located.fatal + ": 0 points for it")
+    asked = written.questions()
+    result.written = ({q.grade_id: None for q in asked} if located.fatal else
+                      written.find_answers(located.path, asked))
+    for question in asked:
+        if located.fatal is None and result.written[question.grade_id] is None:
+            result.flags.append(tr("written answer not found for {title}: no cell of the "
+                                   "notebook holds it, so it counts as no response unless a "
+                                   "grader scores it", title=question.title()))
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
     for blank in sorted(locate.BLANK_CELLS):
@@ -239,25 +254,41 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
     destination.write_text(page)
 
 
-def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
-    blanks = sorted({BLANK.match(gid).group(1) for _, gid in points if BLANK.match(gid)},
+def write_tables(results: list[StudentResult], out: Path, points: dict, scores: dict) -> None:
+    """cells.csv (the automatic tests) and grades.csv: the blanks, `automatic` (their sum), one
+    `written:<grade_id>` column per written question (empty: not graded yet), `written` (their
+    sum so far), `total` (automatic + written), `max_total`, and `written_missing` (the written
+    questions not graded yet: until it is empty, the total may still rise)."""
+    asked = written.questions()
+    written_ids = {q.grade_id for q in asked}
+    automatic = {key: value for key, value in points.items() if key[1] not in written_ids}
+    blanks = sorted({BLANK.match(gid).group(1) for _, gid in automatic if BLANK.match(gid)},
                     key=lambda name: int(name[5:]))
-    others = sorted({gid for _, gid in points if not BLANK.match(gid)})
+    others = sorted({gid for _, gid in automatic if not BLANK.match(gid)})
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "notebook", "grade_id", "points", "max_points"])
         for result in results:
             for notebook, grade_id, score, maximum in result.cells:
                 writer.writerow([result.student_id, notebook, grade_id, score, maximum])
+    maximum = sum(automatic.values()) + sum(q.points for q in asked)
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes", "flags"])
+        writer.writerow(["student_id", *blanks, *others, "automatic",
+                         *(f"written:{q.grade_id}" for q in asked), "written", "total",
+                         "max_total", "written_missing", "notes", "flags"])
         for result in results:
             by_column = result.points_by_column()
+            given = {q.grade_id: written.effective(result.written.get(q.grade_id),
+                                                   scores.get((result.student_id, q.grade_id)))
+                     for q in asked}
+            done = float(sum(v for v in given.values() if v is not None))
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
                              *(by_column.get(c, 0.0) for c in others), result.total,
-                             sum(points.values()), "; ".join(result.notes),
-                             "; ".join(result.flags)])
+                             *("" if given[q.grade_id] is None else given[q.grade_id]
+                               for q in asked), done, result.total + done, maximum,
+                             " ".join(g for g, v in given.items() if v is None),
+                             "; ".join(result.notes), "; ".join(result.flags)])
 
 
 def _message_kind(message: str) -> str:
@@ -320,15 +351,24 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
     plt.close(figure)
 
 
-def print_table(results: list[StudentResult]) -> None:
+def print_table(results: list[StudentResult], scores: dict) -> None:
+    asked = written.questions()
     width = max([len(r.student_id) for r in results] + [10])
-    print(f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total")
+    header = f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total"
+    print(header + (f"   {tr('written')}" if asked else ""))
     for result in results:
         per_blank = result.points_by_column()
         maximum = sum(m for *_, m in result.cells)
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
+        shown = ""
+        if asked:
+            given = [written.effective(result.written.get(q.grade_id),
+                                       scores.get((result.student_id, q.grade_id)))
+                     for q in asked]
+            done = "-" if None in given else f"{sum(given):g}"
+            shown = f"   {done}/{sum(q.points for q in asked):g}"
         notes = "; ".join(result.notes + result.flags)
-        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}"
+        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}" + shown
               + (f"   ({notes})" if notes else ""))
 
 
@@ -339,7 +379,7 @@ def _load_cached(path: Path, key: str) -> StudentResult | None:
             return None
         return StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
                              data["notes"], data["flags"], data["messages"], data["cpu_s"],
-                             data["sources"])
+                             data["sources"], data["written"])
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or older: grade again
         return None
 
@@ -351,33 +391,48 @@ def _save(path: Path, key: str, result: StudentResult) -> None:
     os.replace(temporary, path)  # atomic: an interrupted batch never leaves half a result
 
 
-def record(results: list[StudentResult], keys: dict[str, str], out: Path) -> dict[str, str]:
+def record(results: list[StudentResult], keys: dict[str, str], out: Path,
+           scores: dict) -> dict[str, str]:
     """nbgrader's gradebook and feedback for these results (autograder/gradebook.py), redone
-    only when a student's key or the recording code changed: an unchanged regrade keeps
-    OUT/course and OUT/feedback. Returns {student_id: why nbgrader could not record them}."""
+    only when something they hold changed: a student's key or the recording code (then
+    everything), or only the written answers' scores (then only the scores and the feedback).
+    An unchanged regrade keeps OUT/course and OUT/feedback. Returns {student_id: why nbgrader
+    could not record them}."""
     digest = hashlib.sha256()
     templates = sorted(p for p in gradebook.TEMPLATES.rglob("*") if p.is_file())
-    for path in [Path(gradebook.__file__), Path(course.__file__), SOLUTIONS / COURSE.notebooks[0],
-                 *templates]:
+    for path in [Path(gradebook.__file__), Path(course.__file__), Path(written.__file__),
+                 Path(written_pages.__file__), SOLUTIONS / COURSE.notebooks[0], *templates]:
         digest.update(path.read_bytes())
     digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
     key = digest.hexdigest()
+    given = sorted([student, gid, score.points, score.comment]
+                   for (student, gid), score in scores.items())
+    scores_key = hashlib.sha256(json.dumps(given).encode()).hexdigest()
     stamp = out / "course" / "recorded.json"
+    kept = None
     try:
         kept = json.loads(stamp.read_text())
         pages = [out / "feedback" / r.student_id / locate.NOTEBOOK.replace(".ipynb", ".html")
                  for r in results if r.student_id not in kept["problems"]]
-        if kept["key"] == key and all(page.is_file() for page in pages):
+        if kept["key"] != key or not all(page.is_file() for page in pages):
+            kept = None
+        elif kept["scores"] == scores_key:
             print("nbgrader's gradebook and the feedback already hold these results: kept them",
                   flush=True)
             return kept["problems"]
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
-    root = course.create(out / "course")
-    course.generate_release(root)
-    problems = gradebook.record(root, results, out)
-    stamp.write_text(json.dumps({"key": key, "problems": problems}))
+        kept = None
+    root = out / "course"
+    if kept is not None and not kept["problems"]:
+        print(tr("recording the written answers' scores in nbgrader's gradebook and writing "
+                 "feedback ..."), flush=True)
+        problems = gradebook.publish(root, results, out, scores)
+    else:
+        print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
+        root = course.create(root)
+        course.generate_release(root)
+        problems = gradebook.record(root, results, out, scores)
+    stamp.write_text(json.dumps({"key": key, "scores": scores_key, "problems": problems}))
     return problems
 
 
@@ -396,9 +451,14 @@ def write_unassigned(unassigned: list, out: Path) -> None:
         print(f"  {item.file}: {item.reason}", file=sys.stderr)
 
 
-def grade(submissions: Path, out: Path, jobs: int = 1,
-          id_pattern: str | None = None) -> list[StudentResult]:
-    out.mkdir(parents=True, exist_ok=True)
+def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
+          written_scores: Path | None = None,
+          blind: bool = False) -> tuple[list[StudentResult], dict]:
+    """Grade every student of SUBMISSIONS into OUT. Returns the results, in the class's order,
+    and the written answers' scores read from `written_scores` ({(student, grade_id): Score})."""
+    asked = written.questions()
+    for problem in written.release_problems(asked):
+        raise SystemExit(f"error: {problem}")
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
     if kind == "none":
@@ -409,12 +469,19 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
     with tempfile.TemporaryDirectory() as tmp:
         class_folder = find_class_folder(submissions, Path(tmp))
         students, unassigned = collection.gather(class_folder, Path(tmp), id_pattern)
-        write_unassigned(unassigned, out)
         if not students:
+            out.mkdir(parents=True, exist_ok=True)
+            write_unassigned(unassigned, out)
             raise SystemExit(f"error: {submissions} holds no student folders and no notebooks "
                              "named after students. Expected one subfolder per student id, or "
                              "files named as Canvas or Moodle export them, or <student_id>.ipynb "
                              "(README: Grade a class; --id-pattern for other names).")
+        # A bad scores file stops here, before anything is written.
+        labels_file = out / "written" / "labels.csv"
+        scores = {} if written_scores is None else written.read_scores(
+            written_scores, [p.name for p in students], asked, written.read_labels(labels_file))
+        out.mkdir(parents=True, exist_ok=True)
+        write_unassigned(unassigned, out)
         points = max_points()
         release = locate.release_cells()
         kit = sandbox.kit_fingerprint()
@@ -457,15 +524,43 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
                 if box[0] is not None:
                     box[0].close()
     ordered = [results[p.name] for p in students]
-    problems = record(ordered, keys, out)
+    problems = record(ordered, keys, out, scores)
     for result in ordered:
         if result.student_id in problems:
             result.flags.append("nbgrader could not record this student, so the feedback is "
                                 f"the kit's plain page ({problems[result.student_id]})")
             write_plain_feedback(result, out)
-    write_tables(ordered, out, points)
+    write_tables(ordered, out, points, scores)
     write_class_report(ordered, out)
-    return ordered
+    write_written(ordered, out, scores, blind, given=written_scores is not None)
+    return ordered, scores
+
+
+def write_written(results: list[StudentResult], out: Path, scores: dict, blind: bool,
+                  given: bool) -> None:
+    """OUT/written/: a page per written question with every answer, and scores.csv to fill in
+    (with the scores read, if any). A scores.csv that holds scores is never replaced by an
+    empty one: without --written-scores it is kept, and the message says how to record it."""
+    asked = written.questions()
+    if not asked:
+        return
+    folder = out / "written"
+    students = [r.student_id for r in results]
+    labels = written.extend_labels(folder / "labels.csv", students) if blind else None
+    answers = {r.student_id: r.written for r in results}
+    written_pages.write_pages(folder, asked, students, answers, scores, labels)
+    path = folder / "scores.csv"
+    if not given and written.holds_scores(path):
+        print(tr("kept {path}: it holds scores already. To record them, run again with "
+                 "--written-scores {path}.", path=path))
+    else:
+        written.write_scores(path, students, asked, answers, scores, labels)
+    pending = sum(written.effective(r.written.get(q.grade_id),
+                                    scores.get((r.student_id, q.grade_id))) is None
+                  for r in results for q in asked)
+    print(tr("written answers: {pending} of {total} still to grade; one page per question in "
+             "{folder}/, the scores to fill in: {path} (then run again with --written-scores "
+             "FILE)", pending=pending, total=len(results) * len(asked), folder=folder, path=path))
 
 
 def main(argv=None) -> None:
@@ -479,13 +574,22 @@ def main(argv=None) -> None:
                              "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--written-scores", type=Path, default=None, metavar="FILE",
+                        help=tr("the written answers' scores, filled in (student, question, "
+                                "points, comment; OUT/written/scores.csv is the file to fill): "
+                                "they go into grades.csv, the gradebook and the feedback"))
+    parser.add_argument("--blind", action="store_true",
+                        help=tr("show anonymous labels instead of student ids on the written "
+                                "answers' pages and in their scores file (the key: "
+                                "OUT/written/labels.csv)"))
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
-    results = grade(args.submissions, args.out, args.jobs, args.id_pattern)
+    results, scores = grade(args.submissions, args.out, args.jobs, args.id_pattern,
+                            args.written_scores, args.blind)
     print()
-    print_table(results)
+    print_table(results, scores)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
           f"{args.out / 'feedback'}/")
     if (args.out / "unassigned_files.csv").is_file():

@@ -178,10 +178,16 @@ class Question:
     titles: tuple[tuple[str, str], ...]  # (language, the heading above the question)
     prompts: tuple[str, ...]  # the release cell's text in each edition, YOUR ANSWER HERE cut
     release: str  # the English release cell's text (with YOUR ANSWER HERE)
+    asks: tuple[tuple[str, str], ...] = ()  # (language, the markdown cell just before: the question)
 
     def title(self, language: str = "en") -> str:
         titles = dict(self.titles)
         return titles.get(language) or titles["en"]
+
+    def text(self, language: str = "en") -> str:
+        """The question as the release asks it (the markdown cell before the answer)."""
+        asks = dict(self.asks)
+        return asks.get(language) or asks.get("en", "")
 
 
 def _heading_before(cells: list[dict], index: int) -> str:
@@ -214,7 +220,7 @@ def questions() -> tuple[Question, ...]:
         if not is_graded_answer(cell):
             continue
         gid = grade_id(cell)
-        titles, prompts = [], []
+        titles, prompts, asks = [], [], []
         for language, notebook in editions.items():
             cells = notebook["cells"]
             at = next((i for i, c in enumerate(cells) if grade_id(c) == gid), None)
@@ -222,8 +228,10 @@ def questions() -> tuple[Question, ...]:
                 continue
             titles.append((language, _heading_before(cells, at) or gid))
             prompts.append(source(cells[at]).replace(STUB, "").strip())
+            if at and cells[at - 1].get("cell_type") == "markdown":
+                asks.append((language, source(cells[at - 1])))
         found.append(Question(gid, float(cell["metadata"]["nbgrader"]["points"]), tuple(titles),
-                              tuple(prompts), source(cell)))
+                              tuple(prompts), source(cell), tuple(asks)))
     return tuple(found)
 
 

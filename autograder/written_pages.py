@@ -23,7 +23,7 @@ section.answer > h2 { font-size: 1em; background: #e8eef7; margin: 0; padding: 4
 section.answer > h2 span.score { float: right; font-weight: normal; }
 section.answer > div.body { padding: 0 8px; overflow-wrap: anywhere; }
 section.answer p.empty { color: #b00020; }
-div.model { background: #f6f6f0; border: 1px solid #bbb; padding: 0 1em; }
+div.model, div.question { background: #f6f6f0; border: 1px solid #bbb; padding: 0 1em; }
 pre { white-space: pre-wrap; }
 """
 
@@ -65,8 +65,13 @@ def question_page(question, rows: list[tuple[str, str | None, object]]) -> str:
              "comment), then run grade.py again with --written-scores FILE.")
     model = render_markdown(written.model_answer(question.grade_id, language()))
     rubric = tr("Model answer and rubric")
-    parts = [f"<h1>{_text(heading)}</h1>", f"<p>{_text(about)}</p>", f"<h2>{_text(rubric)}</h2>",
-             f"<div class='model'>{model}</div>", f"<p>{_text(how)}</p>"]
+    asked = tr("The question")
+    parts = [f"<h1>{_text(heading)}</h1>", f"<p>{_text(about)}</p>"]
+    if question.text(language()):
+        parts += [f"<h2>{_text(asked)}</h2>",
+                  f"<div class='question'>{render_markdown(question.text(language()))}</div>"]
+    parts += [f"<h2>{_text(rubric)}</h2>", f"<div class='model'>{model}</div>",
+              f"<p>{_text(how)}</p>"]
     for who, answer, score in rows:
         if score is not None and score.points is not None:
             given = tr("{points} / {maximum} points", points=written.points_text(score.points),
