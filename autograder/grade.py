@@ -355,7 +355,8 @@ def print_table(results: list[StudentResult], scores: dict) -> None:
     asked = written.questions()
     width = max([len(r.student_id) for r in results] + [10])
     header = f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total"
-    print(header + (f"   {tr('written')}" if asked else ""))
+    column = tr("written")
+    print(header + (f"   {column}" if asked else ""))
     for result in results:
         per_blank = result.points_by_column()
         maximum = sum(m for *_, m in result.cells)

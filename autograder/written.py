@@ -54,6 +54,11 @@ COLUMNS = ("student", "question", "points", "comment")  # the scores file's head
 GRADED = N_("*Graded by hand: {points} points.*")
 GRADED_ONE = N_("*Graded by hand: 1 point.*")
 NOT_GRADED = N_("*Not graded.*")
+# Said by scripts/make_release.py and scripts/make_student.py (the catalogue reads the kit's
+# code in sdskit/ and autograder/, so their words live here).
+SYNCED = N_("updated the written questions' points in solutions/{name} from sdskit/config.py")
+README_ITEM = N_("6. The written questions ({titles}: {points} points in all) are graded by "
+                 "hand: write your answer in place of `YOUR ANSWER HERE` in their answer cell.")
 
 
 def is_answer_cell(cell: dict) -> bool:

@@ -65,8 +65,7 @@ def make_release(out: Path) -> list[Path]:
         if course.sync_setup_cell(SOLUTIONS / name):
             print(f"updated the setup cell of solutions/{name} from sdskit/config.py")
         if written.sync_points(SOLUTIONS / name):
-            print(tr("updated the written questions' points in solutions/{name} from "
-                     "sdskit/config.py", name=name))
+            print(tr(written.SYNCED, name=name))
     with tempfile.TemporaryDirectory() as tmp:
         root = course.create(Path(tmp) / "course")
         for language in COURSE.editions:
@@ -85,7 +84,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=NOTEBOOKS)
     parser.add_argument("--nbgrader-source", type=Path, metavar="DIR",
                         help="instead, write the source notebook for your own nbgrader course "
-                             "(model answers cut) into DIR, e.g. source/sds")
+                             "(ungraded model answers cut; the graded ones' are nbgrader's to "
+                             "clear) into DIR, e.g. source/sds")
     parser.add_argument("--edition", choices=COURSE.editions, default=None,
                         help="with --nbgrader-source: a translated edition instead of English")
     args = parser.parse_args()
