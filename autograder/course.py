@@ -44,9 +44,16 @@ def create(root: Path) -> Path:
         notebook = json.loads((SOLUTIONS / name).read_text())
         prepare_source(notebook)
         (source / name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-    (root / "nbgrader_config.py").write_text(_CONFIG.format(
-        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s))
+    write_config(root)
     return root
+
+
+def write_config(root: Path, extra: str = "") -> None:
+    """The course folder's nbgrader_config.py, naming the folder where it is now (so a copied
+    or moved OUT/ folder still works on its own course), then `extra` settings."""
+    root = Path(root).resolve()
+    (root / "nbgrader_config.py").write_text(_CONFIG.format(
+        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s) + extra)
 
 
 def kit_env() -> dict:

@@ -406,9 +406,10 @@ def record(results: list[StudentResult], keys: dict[str, str], out: Path,
         digest.update(path.read_bytes())
     digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
     key = digest.hexdigest()
-    given = sorted([student, gid, score.points, score.comment]
-                   for (student, gid), score in scores.items())
-    scores_key = hashlib.sha256(json.dumps(given).encode()).hexdigest()
+    per_student = {r.student_id: hashlib.sha256(json.dumps(sorted(
+        [gid, score.points, score.comment] for (student, gid), score in scores.items()
+        if student == r.student_id)).encode()).hexdigest()[:16] for r in results}
+    scores_key = hashlib.sha256(json.dumps(sorted(per_student.items())).encode()).hexdigest()
     stamp = out / "course" / "recorded.json"
     kept = None
     try:
@@ -424,16 +425,19 @@ def record(results: list[StudentResult], keys: dict[str, str], out: Path,
     except (OSError, ValueError, KeyError, TypeError):
         kept = None
     root = out / "course"
-    if kept is not None and not kept["problems"]:
+    if kept is not None and not kept["problems"] and isinstance(kept.get("students"), dict):
+        changed = {s for s, digest in per_student.items() if kept["students"].get(s) != digest}
         print(tr("recording the written answers' scores in nbgrader's gradebook and writing "
-                 "feedback ..."), flush=True)
-        problems = gradebook.publish(root, results, out, scores)
+                 "the feedback of {count} student(s) whose scores changed ...",
+                 count=len(changed)), flush=True)
+        problems = gradebook.publish(root, results, out, scores, only=changed)
     else:
         print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
         root = course.create(root)
         course.generate_release(root)
         problems = gradebook.record(root, results, out, scores)
-    stamp.write_text(json.dumps({"key": key, "scores": scores_key, "problems": problems}))
+    stamp.write_text(json.dumps({"key": key, "scores": scores_key, "students": per_student,
+                                 "problems": problems}))
     return problems
 
 

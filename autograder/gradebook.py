@@ -194,9 +194,7 @@ def record(root: Path, results: list, out: Path, scores: dict) -> dict[str, str]
         tests = {gid: [score == maximum, result.messages.get(gid, "")]
                  for _, gid, score, maximum in result.cells}
         (verdicts / f"{result.student_id}.json").write_text(json.dumps(tests))
-    config = root / "nbgrader_config.py"
-    config.write_text(config.read_text() + _GRADING_CONFIG.format(verdicts=str(verdicts),
-                                                                  templates=str(TEMPLATES)))
+    configure(root)
     try:
         course.nbgrader(root, "autograde", COURSE.assignment, "--create", "--force")
     except course.NbgraderError as error:
@@ -204,12 +202,22 @@ def record(root: Path, results: list, out: Path, scores: dict) -> dict[str, str]
     return publish(root, results, out, scores)
 
 
-def publish(root: Path, results: list, out: Path, scores: dict) -> dict[str, str]:
+def configure(root: Path) -> None:
+    """nbgrader's settings for grading in this course folder (paths as the folder is now)."""
+    root = Path(root).resolve()
+    course.write_config(root, _GRADING_CONFIG.format(verdicts=str(root / "verdicts"),
+                                                     templates=str(TEMPLATES)))
+
+
+def publish(root: Path, results: list, out: Path, scores: dict,
+            only: set[str] | None = None) -> dict[str, str]:
     """Record the written answers' scores in the gradebook of an autograded course folder,
     as formgrader does (a manual score and comment per cell; no score: it needs grading), then
-    write every student's feedback and check the gradebook against grades.csv's points."""
+    write the feedback of every student (or of those in `only`, whose scores changed) and
+    check the gradebook against grades.csv's points."""
     from nbgrader.api import Gradebook
 
+    configure(root)
     stem = Path(locate.NOTEBOOK).stem
     asked = written.questions()
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "sds-kit") as book:
@@ -228,8 +236,12 @@ def publish(root: Path, results: list, out: Path, scores: dict) -> dict[str, str
                 comment.manual_comment = (score.comment or None) if score else None
         book.db.commit()
     problems = {}
+    others = sorted(r.student_id for r in results if only is not None and r.student_id not in only)
+    if any("," in student for student in others):
+        others = []  # nbgrader takes the list comma-separated: then write everyone's feedback
+    exclude = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
     try:
-        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force")
+        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force", *exclude)
     except course.NbgraderError as error:
         problems = {r.student_id: str(error).splitlines()[0] for r in results}
     recorded = read_gradebook(root, [r.student_id for r in results])
@@ -248,6 +260,8 @@ def publish(root: Path, results: list, out: Path, scores: dict) -> dict[str, str
             problems[result.student_id] = ("its gradebook differs from the sandbox on "
                                            + ", ".join(differ))
             continue
+        if result.student_id in others:
+            continue  # its feedback page is the one it had
         page = root / "feedback" / result.student_id / COURSE.assignment / f"{stem}.html"
         destination = out / "feedback" / result.student_id / page.name
         destination.parent.mkdir(parents=True, exist_ok=True)

@@ -418,7 +418,8 @@ def read_scores(path: Path, students: list[str], asked, labels: dict[str, str]) 
                                    gid=gid, first=lines[key]))
             else:
                 lines[key] = line
-                scores[key] = Score(points, row.get("comment", ""))
+                if points is not None or row.get("comment"):  # else: not graded yet, no note
+                    scores[key] = Score(points, row.get("comment", ""))
     if problems:
         raise ScoresError(tr("error: {count} row(s) of the scores file cannot be used, so "
                              "nothing was graded or written. Fix them and run again:",
