@@ -68,7 +68,7 @@ if __name__ == "__main__":
     use_the_kit_environment()
 
 from autograder import (collection, course, gradebook, locate, sandbox, written,  # noqa: E402
-                        written_pages)
+                        written_pages, written_scores)
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.i18n import tr  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
@@ -279,7 +279,7 @@ def write_tables(results: list[StudentResult], out: Path, points: dict, scores: 
                          "max_total", "written_missing", "notes", "flags"])
         for result in results:
             by_column = result.points_by_column()
-            given = {q.grade_id: written.effective(result.written.get(q.grade_id),
+            given = {q.grade_id: written_scores.effective(result.written.get(q.grade_id),
                                                    scores.get((result.student_id, q.grade_id)))
                      for q in asked}
             done = float(sum(v for v in given.values() if v is not None))
@@ -363,7 +363,7 @@ def print_table(results: list[StudentResult], scores: dict) -> None:
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
         shown = ""
         if asked:
-            given = [written.effective(result.written.get(q.grade_id),
+            given = [written_scores.effective(result.written.get(q.grade_id),
                                        scores.get((result.student_id, q.grade_id)))
                      for q in asked]
             done = "-" if None in given else f"{sum(given):g}"
@@ -402,7 +402,8 @@ def record(results: list[StudentResult], keys: dict[str, str], out: Path,
     digest = hashlib.sha256()
     templates = sorted(p for p in gradebook.TEMPLATES.rglob("*") if p.is_file())
     for path in [Path(gradebook.__file__), Path(course.__file__), Path(written.__file__),
-                 Path(written_pages.__file__), SOLUTIONS / COURSE.notebooks[0], *templates]:
+                 Path(written_pages.__file__), Path(written_scores.__file__),
+                 SOLUTIONS / COURSE.notebooks[0], *templates]:
         digest.update(path.read_bytes())
     digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
     key = digest.hexdigest()
@@ -483,8 +484,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
                              "(README: Grade a class; --id-pattern for other names).")
         # A bad scores file stops here, before anything is written.
         labels_file = out / "written" / "labels.csv"
-        scores = {} if written_scores is None else written.read_scores(
-            written_scores, [p.name for p in students], asked, written.read_labels(labels_file))
+        scores = {} if written_scores is None else written_scores.read_scores(
+            written_scores, [p.name for p in students], asked, written_scores.read_labels(labels_file))
         out.mkdir(parents=True, exist_ok=True)
         write_unassigned(unassigned, out)
         points = max_points()
@@ -537,35 +538,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
             write_plain_feedback(result, out)
     write_tables(ordered, out, points, scores)
     write_class_report(ordered, out)
-    write_written(ordered, out, scores, blind, given=written_scores is not None)
+    written_pages.write_outputs(ordered, out, scores, blind, given=written_scores is not None)
     return ordered, scores
-
-
-def write_written(results: list[StudentResult], out: Path, scores: dict, blind: bool,
-                  given: bool) -> None:
-    """OUT/written/: a page per written question with every answer, and scores.csv to fill in
-    (with the scores read, if any). A scores.csv that holds scores is never replaced by an
-    empty one: without --written-scores it is kept, and the message says how to record it."""
-    asked = written.questions()
-    if not asked:
-        return
-    folder = out / "written"
-    students = [r.student_id for r in results]
-    labels = written.extend_labels(folder / "labels.csv", students) if blind else None
-    answers = {r.student_id: r.written for r in results}
-    written_pages.write_pages(folder, asked, students, answers, scores, labels)
-    path = folder / "scores.csv"
-    if not given and written.holds_scores(path):
-        print(tr("kept {path}: it holds scores already. To record them, run again with "
-                 "--written-scores {path}.", path=path))
-    else:
-        written.write_scores(path, students, asked, answers, scores, labels)
-    pending = sum(written.effective(r.written.get(q.grade_id),
-                                    scores.get((r.student_id, q.grade_id))) is None
-                  for r in results for q in asked)
-    print(tr("written answers: {pending} of {total} still to grade; one page per question in "
-             "{folder}/, the scores to fill in: {path} (then run again with --written-scores "
-             "FILE)", pending=pending, total=len(results) * len(asked), folder=folder, path=path))
 
 
 def main(argv=None) -> None:

@@ -27,7 +27,7 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from autograder import course, locate, written, written_pages
+from autograder import course, locate, written, written_pages, written_scores
 from sdskit.config import COURSE
 from sdskit.i18n import tr
 from sdskit.paths import NOTEBOOKS
@@ -250,7 +250,7 @@ def publish(root: Path, results: list, out: Path, scores: dict,
             continue
         expected = {gid: score for _, gid, score, _ in result.cells}
         for question in asked:
-            points = written.effective(result.written.get(question.grade_id),
+            points = written_scores.effective(result.written.get(question.grade_id),
                                        scores.get((result.student_id, question.grade_id)))
             expected[question.grade_id] = points or 0.0
         got = recorded.get(result.student_id, {})

@@ -1,4 +1,5 @@
-"""The pages TAs grade written answers on: OUT/written/<grade_id>.html, one per question.
+"""The pages TAs grade written answers on: OUT/written/<grade_id>.html, one per question, and
+the scores file they fill in, OUT/written/scores.csv (`write_outputs`, from grade.py).
 
 Each page starts with the question's model answer and rubric (from solutions/), then holds
 every student's answer, rendered as the notebook renders markdown (formulas by MathJax),
@@ -9,7 +10,7 @@ already given, if any. A student's text is untrusted: its HTML is shown as text,
 import html
 from pathlib import Path
 
-from autograder import written
+from autograder import written, written_scores
 from sdskit.i18n import language, tr
 
 # The MathJax that nbconvert's HTML pages load (so formulas look as in the notebook).
@@ -113,3 +114,29 @@ def write_pages(folder: Path, asked, students: list[str], answers: dict, scores:
         path.write_text(question_page(question, rows), encoding="utf-8")
         written_paths.append(path)
     return written_paths
+
+
+def write_outputs(results: list, out: Path, scores: dict, blind: bool, given: bool) -> None:
+    """OUT/written/: a page per written question with every answer, and scores.csv to fill in
+    (with the scores read, if any). A scores.csv that holds scores is never replaced by an
+    empty one: without --written-scores it is kept, and the message says how to record it."""
+    asked = written.questions()
+    if not asked:
+        return
+    folder = out / "written"
+    students = [r.student_id for r in results]
+    labels = written_scores.extend_labels(folder / "labels.csv", students) if blind else None
+    answers = {r.student_id: r.written for r in results}
+    write_pages(folder, asked, students, answers, scores, labels)
+    path = folder / "scores.csv"
+    if not given and written_scores.holds_scores(path):
+        print(tr("kept {path}: it holds scores already. To record them, run again with "
+                 "--written-scores {path}.", path=path))
+    else:
+        written_scores.write_scores(path, students, asked, answers, scores, labels)
+    pending = sum(written_scores.effective(r.written.get(q.grade_id),
+                                    scores.get((r.student_id, q.grade_id))) is None
+                  for r in results for q in asked)
+    print(tr("written answers: {pending} of {total} still to grade; one page per question in "
+             "{folder}/, the scores to fill in: {path} (then run again with --written-scores "
+             "FILE)", pending=pending, total=len(results) * len(asked), folder=folder, path=path))

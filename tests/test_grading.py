@@ -19,7 +19,7 @@ import zipfile
 
 import pytest
 
-from autograder import collection, grade, gradebook, submissions
+from autograder import collection, grade, gradebook, submissions, written_scores
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
 
@@ -387,29 +387,25 @@ def test_bad_scores_rows_are_rejected_and_change_nothing(graded, tmp_path, capsy
 
 
 def test_written_scores_round_trip(graded, tmp_path, capsys):
-    """Grade blind (anonymous labels), fill in the scores file by label, run again with it: the
-    points land in grades.csv, the feedback pages and nbgrader's gradebook (as manual grades,
-    with the comments), nobody is regraded, and an unchanged run keeps everything."""
+    """Blind: fill in the scores file by anonymous label and run with it: the points land in
+    grades.csv, the feedback pages and nbgrader's gradebook (as manual grades, with the
+    comments), nobody is regraded, the pages show labels only, and an unchanged run keeps
+    everything."""
     original = _snapshot(graded["out"])
     out = _copy_out(graded, tmp_path)
-    _regrade(graded, out, "--blind")
-    labels = {row["student"]: row["label"] for row in
-              csv.DictReader(open(out / "written" / "labels.csv", encoding="utf-8-sig"))}
-    page = (out / "written" / "think_answers.html").read_text(encoding="utf-8")
-    assert all(f">{labels[s]}<" in page for s in labels) and ">1001<" not in page
-    with open(out / "written" / "scores.csv", newline="", encoding="utf-8-sig") as handle:
-        template = list(csv.DictReader(handle))
-    assert sorted(r["student"] for r in template) == sorted(labels.values())
+    labels = written_scores.extend_labels(out / "written" / "labels.csv", list(graded["rows"]))
     given = {"1001": ("2.5", "Question 2 lacks the reason <why>."), "1002": ("0", ""),
              "1010": ("3", "좋습니다."), "mistake1": ("1", "")}  # mistake1 left it empty
-    for row in template:
-        student = next(s for s, label in labels.items() if label == row["student"])
-        row["points"], row["comment"] = given.get(student, ("", ""))
-    _scores_file(out / "written" / "scores.csv", [list(r.values()) for r in template])
+    _scores_file(out / "written" / "scores.csv",
+                 [[labels[s], "think_answers", *given.get(s, ("", ""))] for s in labels])
     untouched = (out / "feedback" / "1003" / "sds_assignment.html").stat().st_mtime_ns
     capsys.readouterr()
-    _regrade(graded, out, "--written-scores", str(out / "written" / "scores.csv"))
+    _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"))
     said = capsys.readouterr().out
+    page = (out / "written" / "think_answers.html").read_text(encoding="utf-8")
+    assert all(f">{label}<" in page for label in labels.values()) and ">1001<" not in page
+    with open(out / "written" / "scores.csv", newline="", encoding="utf-8-sig") as handle:
+        assert sorted(r["student"] for r in csv.DictReader(handle)) == sorted(labels.values())
     assert "already graded with these tests" in said and not re.search(r"^grading ", said, re.M)
     assert "writing the feedback of 4 student(s) whose scores changed" in said
     rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
@@ -440,7 +436,7 @@ def test_written_scores_round_trip(graded, tmp_path, capsys):
     # Unchanged: the same submissions and the same scores keep the gradebook and feedback.
     before = _snapshot(out / "course")
     grades_before = (out / "grades.csv").read_bytes()
-    _regrade(graded, out, "--written-scores", str(out / "written" / "scores.csv"))
+    _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"))
     assert "already hold these results: kept them" in capsys.readouterr().out
     assert _snapshot(out / "course") == before
     assert (out / "grades.csv").read_bytes() == grades_before

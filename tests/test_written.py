@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from autograder import course, written
+from autograder import course, written, written_scores
 from autograder.locate import grade_id, source
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, SOLUTIONS
@@ -114,15 +114,15 @@ def test_scores_file_rules(tmp_path):
                     "anon-007,think_answers,2,\"well, mostly\",TA1\n"
                     ",,,,\n"
                     "bo,think_answers,,look again,TA2\n", encoding="utf-8")
-    scores = written.read_scores(path, ["al", "bo"], written.questions(), {"al": "anon-007"})
-    assert scores == {("al", "think_answers"): written.Score(2.0, "well, mostly"),
-                      ("bo", "think_answers"): written.Score(None, "look again")}
-    assert written.effective("an answer", scores[("bo", "think_answers")]) is None
-    assert written.effective("", None) == 0.0  # no response: 0, as nbgrader gives
-    assert written.holds_scores(path)
-    written.write_scores(path, ["al", "bo"], written.questions(), {}, scores, None)
-    assert written.read_scores(path, ["al", "bo"], written.questions(), {}) == scores
-    labels = written.extend_labels(tmp_path / "labels.csv", ["al", "bo", "cy"])
+    scores = written_scores.read_scores(path, ["al", "bo"], written.questions(), {"al": "anon-007"})
+    assert scores == {("al", "think_answers"): written_scores.Score(2.0, "well, mostly"),
+                      ("bo", "think_answers"): written_scores.Score(None, "look again")}
+    assert written_scores.effective("an answer", scores[("bo", "think_answers")]) is None
+    assert written_scores.effective("", None) == 0.0  # no response: 0, as nbgrader gives
+    assert written_scores.holds_scores(path)
+    written_scores.write_scores(path, ["al", "bo"], written.questions(), {}, scores, None)
+    assert written_scores.read_scores(path, ["al", "bo"], written.questions(), {}) == scores
+    labels = written_scores.extend_labels(tmp_path / "labels.csv", ["al", "bo", "cy"])
     assert len(set(labels.values())) == 3
-    assert written.extend_labels(tmp_path / "labels.csv", ["al", "bo", "cy", "dee"]).items() \
+    assert written_scores.extend_labels(tmp_path / "labels.csv", ["al", "bo", "cy", "dee"]).items() \
         >= labels.items(), "labels must stay as they were"
