@@ -228,9 +228,9 @@ def references_changed() -> bool:
     return changed
 
 
-def write_plain_feedback(result: StudentResult, out: Path) -> None:
+def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None:
     """OUT/feedback/<student>/<notebook>.html without nbgrader (where it could not record the
-    student): each test's outcome and the flags."""
+    student): each test's outcome, each written answer's points and comment, and the flags."""
     notebook = Path(COURSE.notebooks[0]).stem
     rows = []
     for nb, gid, score, maximum in result.cells:
@@ -238,9 +238,18 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
         rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True))}</td>"
                     f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
-    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
     total = sum(c[2] for c in result.cells)
     maximum = sum(c[3] for c in result.cells)
+    for question in written.questions():
+        score = scores.get((result.student_id, question.grade_id))
+        points = written_scores.effective(result.written.get(question.grade_id), score)
+        label = tr("Written answer: {title}", title=question.title())
+        shown = (tr("not graded yet (of {points})", points=written.points_text(question.points))
+                 if points is None else f"{points:g} / {question.points:g}")
+        rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(shown)}</td>"
+                    f"<td><pre>{html.escape(score.comment if score else '')}</pre></td></tr>")
+        total, maximum = total + (points or 0.0), maximum + question.points
+    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
             f"{html.escape(result.student_id)}</title><style>pre {{ white-space: pre-wrap; }} "
             "td, th { border: 1px solid #555; padding: 4px 8px; vertical-align: top; } "
@@ -535,7 +544,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
         if result.student_id in problems:
             result.flags.append("nbgrader could not record this student, so the feedback is "
                                 f"the kit's plain page ({problems[result.student_id]})")
-            write_plain_feedback(result, out)
+            write_plain_feedback(result, out, scores)
     write_tables(ordered, out, points, scores)
     write_class_report(ordered, out)
     written_pages.write_outputs(ordered, out, scores, blind, given=written_scores is not None)
