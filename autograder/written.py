@@ -181,14 +181,15 @@ class Question:
     titles: tuple[tuple[str, str], ...]  # (language, the heading above the question)
     prompts: tuple[str, ...]  # the release cell's text in each edition, YOUR ANSWER HERE cut
     release: str  # the English release cell's text (with YOUR ANSWER HERE)
-    asks: tuple[tuple[str, str], ...] = ()  # (language, the markdown cell just before: the question)
+    asks: tuple[tuple[str, str], ...] = ()  # (language, the question: the cell above, the prompt)
 
     def title(self, language: str = "en") -> str:
         titles = dict(self.titles)
         return titles.get(language) or titles["en"]
 
     def text(self, language: str = "en") -> str:
-        """The question as the release asks it (the markdown cell before the answer)."""
+        """The question as the release asks it: the markdown cell above the answer cell (if it
+        is not another answer) and the answer cell's prompt."""
         asks = dict(self.asks)
         return asks.get(language) or asks.get("en", "")
 
@@ -231,8 +232,13 @@ def questions() -> tuple[Question, ...]:
                 continue
             titles.append((language, _heading_before(cells, at) or gid))
             prompts.append(source(cells[at]).replace(STUB, "").strip())
-            if at and cells[at - 1].get("cell_type") == "markdown":
-                asks.append((language, source(cells[at - 1])))
+            # The question: the markdown cell above (unless it is another answer), then the
+            # cell's own prompt (a question may be asked in either place).
+            before = cells[at - 1] if at else {}
+            context = (source(before) if before.get("cell_type") == "markdown"
+                       and not is_graded_answer(before) else "")
+            asks.append((language, "\n\n".join(
+                part for part in (context, prompts[-1]) if part.strip())))
         found.append(Question(gid, float(cell["metadata"]["nbgrader"]["points"]), tuple(titles),
                               tuple(prompts), source(cell), tuple(asks)))
     return tuple(found)
