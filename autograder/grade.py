@@ -467,10 +467,10 @@ def write_unassigned(unassigned: list, out: Path) -> None:
 
 
 def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
-          written_scores: Path | None = None,
+          scores_file: Path | None = None,
           blind: bool = False) -> tuple[list[StudentResult], dict]:
     """Grade every student of SUBMISSIONS into OUT. Returns the results, in the class's order,
-    and the written answers' scores read from `written_scores` ({(student, grade_id): Score})."""
+    and the written answers' scores read from `scores_file` ({(student, grade_id): Score})."""
     asked = written.questions()
     for problem in written.release_problems(asked):
         raise SystemExit(f"error: {problem}")
@@ -493,8 +493,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
                              "(README: Grade a class; --id-pattern for other names).")
         # A bad scores file stops here, before anything is written.
         labels_file = out / "written" / "labels.csv"
-        scores = {} if written_scores is None else written_scores.read_scores(
-            written_scores, [p.name for p in students], asked, written_scores.read_labels(labels_file))
+        scores = {} if scores_file is None else written_scores.read_scores(
+            scores_file, [p.name for p in students], asked, written_scores.read_labels(labels_file))
         out.mkdir(parents=True, exist_ok=True)
         write_unassigned(unassigned, out)
         points = max_points()
@@ -547,7 +547,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
             write_plain_feedback(result, out, scores)
     write_tables(ordered, out, points, scores)
     write_class_report(ordered, out)
-    written_pages.write_outputs(ordered, out, scores, blind, given=written_scores is not None)
+    written_pages.write_outputs(ordered, out, scores, blind, given=scores_file is not None)
     return ordered, scores
 
 
