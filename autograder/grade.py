@@ -67,8 +67,8 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import (collection, course, gradebook, locate, sandbox, written,  # noqa: E402
-                        written_pages, written_scores)
+from autograder import (collection, course, gradebook, lms, locate, sandbox,  # noqa: E402
+                        written, written_pages, written_scores)
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.i18n import tr  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
@@ -87,19 +87,41 @@ class StudentResult:
     sources: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's code
     # grade_id -> the student's written answer ("" no response, None no cell found)
     written: dict[str, str | None] = field(default_factory=dict)
+    # grade_id -> the written answer's points as graded so far (None: not graded yet); set by
+    # grade() from the scores file on every run (`set_written_points`), not part of the cache.
+    written_points: dict[str, float | None] = field(default_factory=dict)
 
     def points_by_column(self) -> dict[str, float]:
-        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
+        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is;
+        then `written:<grade_id>` for each written answer graded so far."""
         columns: dict[str, float] = {}
         for _, grade_id, score, _ in self.cells:
             match = BLANK.match(grade_id)
             column = match.group(1) if match else grade_id
             columns[column] = columns.get(column, 0.0) + score
+        columns.update({f"written:{gid}": points for gid, points in self.written_points.items()
+                        if points is not None})
         return columns
 
     @property
-    def total(self) -> float:
+    def automatic(self) -> float:
+        """The tests' points (what the sandbox decided)."""
         return sum(score for _, _, score, _ in self.cells)
+
+    @property
+    def total(self) -> float:
+        """The automatic points and the written answers' points graded so far."""
+        return self.automatic + sum(p for p in self.written_points.values() if p is not None)
+
+    @property
+    def written_missing(self) -> list[str]:
+        """The written questions not graded yet."""
+        return [gid for gid, points in self.written_points.items() if points is None]
+
+    def set_written_points(self, scores: dict) -> None:
+        self.written_points = {q.grade_id: written_scores.effective(
+            self.written.get(q.grade_id), scores.get((self.student_id, q.grade_id)))
+            for q in written.questions()}
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -263,7 +285,7 @@ def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None
     destination.write_text(page)
 
 
-def write_tables(results: list[StudentResult], out: Path, points: dict, scores: dict) -> None:
+def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
     """cells.csv (the automatic tests) and grades.csv: the blanks, `automatic` (their sum), one
     `written:<grade_id>` column per written question (empty: not graded yet), `written` (their
     sum so far), `total` (automatic + written), `max_total`, and `written_missing` (the written
@@ -288,15 +310,12 @@ def write_tables(results: list[StudentResult], out: Path, points: dict, scores: 
                          "max_total", "written_missing", "notes", "flags"])
         for result in results:
             by_column = result.points_by_column()
-            given = {q.grade_id: written_scores.effective(result.written.get(q.grade_id),
-                                                   scores.get((result.student_id, q.grade_id)))
-                     for q in asked}
-            done = float(sum(v for v in given.values() if v is not None))
+            given = result.written_points
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
-                             *(by_column.get(c, 0.0) for c in others), result.total,
-                             *("" if given[q.grade_id] is None else given[q.grade_id]
-                               for q in asked), done, result.total + done, maximum,
-                             " ".join(g for g, v in given.items() if v is None),
+                             *(by_column.get(c, 0.0) for c in others), result.automatic,
+                             *("" if given.get(q.grade_id) is None else given[q.grade_id]
+                               for q in asked), result.total - result.automatic, result.total,
+                             maximum, " ".join(result.written_missing),
                              "; ".join(result.notes), "; ".join(result.flags)])
 
 
@@ -360,7 +379,7 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
     plt.close(figure)
 
 
-def print_table(results: list[StudentResult], scores: dict) -> None:
+def print_table(results: list[StudentResult]) -> None:
     asked = written.questions()
     width = max([len(r.student_id) for r in results] + [10])
     header = f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total"
@@ -372,13 +391,10 @@ def print_table(results: list[StudentResult], scores: dict) -> None:
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
         shown = ""
         if asked:
-            given = [written_scores.effective(result.written.get(q.grade_id),
-                                       scores.get((result.student_id, q.grade_id)))
-                     for q in asked]
-            done = "-" if None in given else f"{sum(given):g}"
+            done = "-" if result.written_missing else f"{result.total - result.automatic:g}"
             shown = f"   {done}/{sum(q.points for q in asked):g}"
         notes = "; ".join(result.notes + result.flags)
-        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}" + shown
+        print(f"{result.student_id:<{width}}  {row}   {result.automatic:g}/{maximum:g}" + shown
               + (f"   ({notes})" if notes else ""))
 
 
@@ -467,10 +483,11 @@ def write_unassigned(unassigned: list, out: Path) -> None:
 
 
 def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
-          scores_file: Path | None = None,
+          similarity_report: bool = False, scores_file: Path | None = None,
           blind: bool = False) -> tuple[list[StudentResult], dict]:
-    """Grade every student of SUBMISSIONS into OUT. Returns the results, in the class's order,
-    and the written answers' scores read from `scores_file` ({(student, grade_id): Score})."""
+    """Grade every student of SUBMISSIONS into OUT. Returns the results, in the class's order
+    (each with its written answers' points so far), and the written answers' scores read from
+    `scores_file` ({(student, grade_id): Score})."""
     asked = written.questions()
     for problem in written.release_problems(asked):
         raise SystemExit(f"error: {problem}")
@@ -538,16 +555,27 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
             for box in workers:
                 if box[0] is not None:
                     box[0].close()
+        # Read while the class folder is there (an LMS's flat export is unpacked into tmp).
+        documents = None
+        if similarity_report:
+            from autograder import similarity  # copydetect, only when asked for
+
+            documents = similarity.read_class(students)
     ordered = [results[p.name] for p in students]
+    for result in ordered:
+        result.set_written_points(scores)
     problems = record(ordered, keys, out, scores)
     for result in ordered:
         if result.student_id in problems:
             result.flags.append("nbgrader could not record this student, so the feedback is "
                                 f"the kit's plain page ({problems[result.student_id]})")
             write_plain_feedback(result, out, scores)
-    write_tables(ordered, out, points, scores)
+    write_tables(ordered, out, points)
     write_class_report(ordered, out)
     written_pages.write_outputs(ordered, out, scores, blind, given=scores_file is not None)
+    if documents is not None:
+        print()
+        similarity.write_report(documents, out, ordered)
     return ordered, scores
 
 
@@ -570,19 +598,57 @@ def main(argv=None) -> None:
                         help=tr("show anonymous labels instead of student ids on the written "
                                 "answers' pages and in their scores file (the key: "
                                 "OUT/written/labels.csv)"))
+    parser.add_argument("--similarity", action="store_true",
+                        help="rank pairs of students by shared unusual code and prose "
+                             "(OUT/similarity.csv, OUT/similarity.html): for a "
+                             "person to look at, never a verdict")
+    lms_options = parser.add_argument_group(
+        "grades into the LMS (autograder/lms.py)",
+        "write a copy of the LMS's own file with this assignment's grades filled in, ready to "
+        "upload; students are matched by the id their submission's file name carries")
+    lms_options.add_argument("--canvas-gradebook", type=Path, metavar="EXPORT.csv",
+                             help="the course's Canvas gradebook export (Grades > Export); "
+                                  f"writes OUT/{lms.CANVAS_OUT}")
+    lms_options.add_argument("--canvas-column", metavar="NAME", default=None,
+                             help="the assignment column to fill: its whole name, its title or "
+                                  "its assignment id (default: the one whose title contains "
+                                  f"{COURSE.lms_assignment!r}, CourseConfig.lms_assignment)")
+    lms_options.add_argument("--moodle-worksheet", type=Path, metavar="WORKSHEET.csv",
+                             help="the assignment's Moodle grading worksheet (Download grading "
+                                  f"worksheet); writes OUT/{lms.MOODLE_OUT}")
+    lms_options.add_argument("--missing-as-zero", action="store_true",
+                             default=COURSE.lms_missing_as_zero,
+                             help="give 0 to students in the LMS file who handed nothing in "
+                                  "(default: leave their cell as it was)")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
+    try:  # a wrong LMS file is found now, not after the whole class is graded
+        lms.check(args.canvas_gradebook, args.moodle_worksheet, args.canvas_column)
+    except lms.LMSFileError as error:
+        raise SystemExit(f"error: {error}") from None
     results, scores = grade(args.submissions, args.out, args.jobs, args.id_pattern,
-                            args.written_scores, args.blind)
+                            args.similarity, scores_file=args.written_scores, blind=args.blind)
     print()
-    print_table(results, scores)
+    print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
           f"{args.out / 'feedback'}/")
     if (args.out / "unassigned_files.csv").is_file():
         print(f"some files were not graded (no student id found): see "
               f"{args.out / 'unassigned_files.csv'}")
+    if args.canvas_gradebook or args.moodle_worksheet:
+        print()
+        pending = sum(bool(r.written_missing) for r in results)
+        if pending:
+            print(tr("note: {count} student(s) have written answers not graded yet; their LMS "
+                     "grade counts only what has been graded (grades.csv: written_missing).",
+                     count=pending))
+        try:
+            lms.export(results, sum(max_points().values()), args.out, args.canvas_gradebook,
+                       args.moodle_worksheet, args.canvas_column, args.missing_as_zero)
+        except lms.LMSFileError as error:
+            raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -158,7 +159,8 @@ def _student_env() -> dict:
     """The environment of a student's machine: no PYTHONPATH back to the repository."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "NBGRADER_EXECUTION") and not k.startswith("SDSKIT_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    env.pop("PYTHONWARNINGS", None)  # a student sees every warning: so do the tests
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return env
 
 
@@ -225,6 +227,19 @@ def test_filled_notebook_runs_top_to_bottom_on_its_own(filled_run):
         assert "all checks passed" in _text(by_id[f"blank{blank}_visible"])
     assert "steps in" in _text(by_id["final_cell"]), "the final cell's CPU fallback did not run"
     assert f"{len(submissions.BLANKS)} of {len(submissions.BLANKS)} blanks pass" in _text(by_id["check_all"])
+
+
+def test_filled_notebook_prints_no_library_warnings(filled_run):
+    """Only the kit and the student speak in the outputs: nothing on stderr (where the libraries'
+    warnings and log messages go), no warning anywhere."""
+    _, executed = filled_run
+    noise = {}
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", "")) if output["output_type"] == "stream" else ""
+            if (output.get("name") == "stderr" and text.strip()) or re.search(r"\w+Warning\b", text):
+                noise.setdefault(locate.grade_id(cell) or cell.get("id"), []).append(text[:400])
+    assert not noise, f"library output in the notebook: {noise}"
 
 
 def test_grader_gives_the_filled_notebook_full_marks(filled_run, tmp_path):
