@@ -400,8 +400,16 @@ def test_written_scores_round_trip(graded, tmp_path, capsys):
                  [[labels[s], "think_answers", *given.get(s, ("", ""))] for s in labels])
     untouched = (out / "feedback" / "1003" / "sds_assignment.html").stat().st_mtime_ns
     capsys.readouterr()
-    _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"))
+    canvas = tmp_path / "canvas.csv"  # the LMS gets the written points too
+    canvas.write_text((LMS_DATA / "canvas_gradebook_export.csv").read_text(encoding="utf-8")
+                      .replace("14.00", f"{14 + WRITTEN_MAX:.2f}"), encoding="utf-8")
+    _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"),
+             "--canvas-gradebook", str(canvas))
     said = capsys.readouterr().out
+    with open(out / "canvas_gradebook_import.csv", encoding="utf-8-sig") as handle:
+        imported = {row[1]: row[6] for row in list(csv.reader(handle))[2:]}
+    assert imported["1001"] == "16.5" and imported["1010"] == "17", imported
+    assert "have written answers not graded yet" in said
     page = (out / "written" / "think_answers.html").read_text(encoding="utf-8")
     assert all(f">{label}<" in page for label in labels.values()) and ">1001<" not in page
     with open(out / "written" / "scores.csv", newline="", encoding="utf-8-sig") as handle:
