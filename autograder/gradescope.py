@@ -18,7 +18,8 @@ Each submission is graded exactly as `autograder/grade.py` grades one student
 (`grade.grade_student`: the same cell finding, the same sandboxed worker, the same checks).
 results.json holds one Gradescope test per test cell (`Blank N: visible test`, `Blank N: hidden
 test`), each with the student's message as its output; the hidden tests' results show only
-once the grades are published. The flags go to the submission's output and, for the staff, to
+once the grades are published. The written answers are not tests: the staff grade them as
+manually graded questions of the same assignment, and the output says so. The flags go to the submission's output and, for the staff, to
 `extra_data`. results.json is written whatever the submission does; run_autograder writes a
 zero-point result that asks for a regrade if this program itself cannot run.
 
@@ -39,6 +40,7 @@ import zipfile
 from pathlib import Path
 
 from sdskit.config import COURSE
+from sdskit.i18n import tr
 from sdskit.paths import ROOT
 
 # What of the repository goes into the zip (folders recursively), relative to ROOT, and what
@@ -156,7 +158,10 @@ def build(out: Path) -> Path:
 # Grading one submission (Gradescope's container).
 # ---------------------------------------------------------------------------------------
 def results_json(result) -> dict:
-    """grade.py's StudentResult -> Gradescope's results.json."""
+    """grade.py's StudentResult -> Gradescope's results.json: the automatic points only (one
+    test per test cell). The written questions are manually graded questions of the same
+    Gradescope assignment (README: Grade on Gradescope), so they are not tests here."""
+    from autograder import written
     tests = []
     for _, grade_id, score, maximum in result.cells:
         match = re.match(r"blank(\d+)_(visible|hidden)$", grade_id)
@@ -174,6 +179,12 @@ def results_json(result) -> dict:
     lines = [f"{COURSE.notebooks[0]}: {total:g} of {maximum:g} points. Each blank has a "
              "visible test and a hidden one; the hidden tests' results show once grades are "
              "published."]
+    asked = written.questions()
+    if asked:
+        lines.append(tr("Your written answers ({titles}: {points} points) are graded by hand, "
+                        "not here: the course staff adds their points to this assignment.",
+                        titles=", ".join(q.title() for q in asked),
+                        points=written.points_text(sum(q.points for q in asked))))
     notes = result.flags + result.notes
     if notes:
         lines += ["", "Notes on your submission:"] + [f"- {note}" for note in notes]
