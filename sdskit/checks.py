@@ -123,6 +123,10 @@ def _tiny_components():
     for module in (pipe.vae, pipe.text_encoder, pipe.unet):
         module.requires_grad_(False)
     scheduler = DDIMScheduler.from_pretrained(str(TINY_SD), subfolder="scheduler")
+    # The meta and fp16 copies the probes use (sdskit/probes.py), made here once: the grader's
+    # worker loads this before it forks a process per blank, which then inherits them.
+    probes.meta_modules(pipe.vae, pipe.text_encoder, pipe.unet)
+    probes.half_modules(pipe.vae, pipe.text_encoder, pipe.unet)
     return pipe.vae, pipe.tokenizer, pipe.text_encoder, pipe.unet, scheduler
 
 
