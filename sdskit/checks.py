@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from sdskit.i18n import N_, lazy, render, tr, tr_in
+from sdskit.i18n import N_, lazy, pad, render, tr, tr_in, width
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD
 
 # Tolerances for comparing with the references (float32 on the CPU). Blank 4 runs the VAE,
@@ -559,6 +559,18 @@ CHECKS = {
 }
 
 
+def _shorten(text: str, columns: int) -> str:
+    """`text` cut at a space to fit `columns` columns (wide letters count two), with " ..."."""
+    if width(text) <= columns:
+        return text
+    kept = ""
+    for ch in text:
+        if width(kept + ch) > columns - 3:
+            break
+        kept += ch
+    return kept.rsplit(" ", 1)[0] + " ..."
+
+
 def check_all(cls) -> list[tuple[int, bool, str]]:
     """Run every blank's visible test and print one table: blank, passed or not, and the first
     thing that is wrong. Returns the rows as (blank, passed, first line of the message)."""
@@ -571,13 +583,13 @@ def check_all(cls) -> list[tuple[int, bool, str]]:
                             [tr("the check could not run: {error}", error=error)])
         first = report.problems[0] if report.problems else report.not_run or tr("all checks passed")
         rows.append((number, report.passed, " ".join(render(first).split())))
-    width = 88
     passed_word, not_yet_word = tr("passed"), tr("not yet")
-    column = max(8, len(passed_word), len(not_yet_word))
-    print(f"{tr('blank'):<6} {tr('result'):<{column}} {tr('first message')}")
+    # Columns counted as the notebook shows them: a Hangul letter takes two (sdskit/i18n.py).
+    column = max(8, width(passed_word), width(not_yet_word))
+    print(pad(tr("blank"), 6), pad(tr("result"), column), tr("first message"))
     for number, passed, first in rows:
-        shown = first if len(first) <= width else first[: width - 3].rsplit(" ", 1)[0] + " ..."
-        print(f"{number:<6} {passed_word if passed else not_yet_word:<{column}} {shown}")
+        print(pad(number, 6), pad(passed_word if passed else not_yet_word, column),
+              _shorten(first, 88))
     done = sum(passed for _, passed, _ in rows)
     print("\n" + tr("{done} of {total} blanks pass their visible tests. The hidden tests run "
                     "when your work is graded.", done=done, total=len(rows)))
