@@ -20,6 +20,10 @@ the feedback, in a course folder the command manages (OUT/course; autograder/gra
     OUT/results/<student_id>.json                 one per student: how a batch resumes
     OUT/course/gradebook.db                       nbgrader's gradebook, with the same points
 
+Each student's feedback page speaks the language of the edition they handed in
+(autograder/edition.py tells it): the tests' messages, the blanks' names and the flags. The
+staff's files (grades.csv, cells.csv, class_report.csv) stay in English.
+
 grades.csv is the authoritative record. Every student gets a row. A student already graded
 with the same notebook and the same tests is not graded again (an interrupted batch resumes;
 after a test fix, everyone is regraded).
@@ -64,8 +68,9 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import collection, course, gradebook, locate, sandbox  # noqa: E402
+from autograder import collection, course, edition, gradebook, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import N_, lazy, render, tr_in  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
@@ -80,6 +85,12 @@ class StudentResult:
     messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
     cpu_s: float = 0.0  # CPU seconds its blanks took in the sandbox (for the benchmark)
     sources: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's code
+    # notes, flags and messages above are English (the staff's files); the student reads
+    # them in the language of the edition they handed in:
+    language: str = "en"
+    notes_shown: list[str] = field(default_factory=list)
+    flags_shown: list[str] = field(default_factory=list)
+    messages_shown: dict[str, str] = field(default_factory=dict)
 
     def points_by_column(self) -> dict[str, float]:
         """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
@@ -144,7 +155,8 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
     """Locate the student's cells and grade each blank in the sandbox."""
     result = StudentResult(student_dir.name)
     located = locate.locate(student_dir)
-    result.flags.extend(located.flags)
+    result.language, _how = edition.detect(located.path)
+    flags, notes = list(located.flags), []  # messages (sdskit/i18n.py), rendered below
     result.sources = dict(located.cells)
     verdicts: dict[int, dict] = {}
     if located.fatal is None:
@@ -152,6 +164,7 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
                 "cells": located.cells, "blanks": sorted(locate.BLANK_CELLS),
                 "blank_cells": {str(b): g for b, g in locate.BLANK_CELLS.items()},
                 "methods": locate.METHODS, "limits": sandbox.limits(),
+                "language": result.language,
                 "scratch": f"/tmp/grading-{os.getpid()}-{uuid.uuid4().hex}"}
         try:
             if worker_box[0] is None:
@@ -161,34 +174,44 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
             verdicts = {int(b): v for b, v in answer.items()}
         except (sandbox.WorkerDied, ValueError) as error:
             worker_box[0] = None
-            result.flags.append(f"the grader stopped while grading this notebook ({error}): "
-                                "please grade it by hand")
+            flags.append(lazy("the grader stopped while grading this notebook ({error}): "
+                              "please grade it by hand", error=str(error)))
         if sandbox_kind_cache.get("kind") == "none" and references_changed():
-            result.flags.append("tampering: the notebook wrote to the kit's reference files")
+            flags.append(lazy("tampering: the notebook wrote to the kit's reference files"))
             verdicts = {}
     else:
-        result.notes.append(located.fatal + ": 0 points for it")
+        notes.append(lazy("{reason}: 0 points for it", reason=located.fatal))
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
     for blank in sorted(locate.BLANK_CELLS):
         entry = verdicts.get(blank) or {}
         outcome = entry.get("results")
-        if entry.get("flag"):
-            extra_flags.append(f"blank {blank}: {entry['flag']}")
+        if entry.get("flag"):  # a sandbox flag word (a catalogue message: lazy words it)
+            extra_flags.append(lazy("blank {number}: {flag}", number=blank,
+                                    flag=lazy(entry["flag"])))
         for cases in ("visible", "hidden"):
             gid = f"blank{blank}_{cases}"
-            if outcome:
-                ok, message = outcome[cases]
-            elif located.fatal:
-                ok, message = False, located.fatal
-            elif locate.BLANK_CELLS[blank] in located.missing:
-                ok, message = False, "No cell of your notebook defines this blank."
+            if outcome:  # [passed, English, the student's language] (autograder/sandbox.py)
+                ok, message, *shown = outcome[cases]
+                shown = shown[0] if shown else message
             else:
-                ok, message = False, "Not graded (the grader stopped)."
+                ok = False
+                if located.fatal:
+                    said = located.fatal
+                elif locate.BLANK_CELLS[blank] in located.missing:
+                    said = lazy("No cell of your notebook defines this blank.")
+                else:
+                    said = lazy("Not graded (the grader stopped).")
+                message, shown = render(said, "en"), render(said, result.language)
             maximum = points.get((notebook, gid), 0.0)
             result.cells.append((notebook, gid, maximum if ok else 0.0, maximum))
             result.messages[gid] = message
-    result.flags.extend(extra_flags)
+            result.messages_shown[gid] = shown
+    flags.extend(extra_flags)
+    result.flags = [render(flag, "en") for flag in flags]
+    result.flags_shown = [render(flag, result.language) for flag in flags]
+    result.notes = [render(note, "en") for note in notes]
+    result.notes_shown = [render(note, result.language) for note in notes]
     return result
 
 
@@ -217,26 +240,33 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
     """OUT/feedback/<student>/<notebook>.html without nbgrader (where it could not record the
     student): each test's outcome and the flags."""
     notebook = Path(COURSE.notebooks[0]).stem
+    language = result.language
+    say = {word: html.escape(tr_in(language, word)) for word in (  # the page's words
+        N_("Feedback"), N_("Notes on your submission"), N_("test"), N_("points"), N_("result"))}
     rows = []
     for nb, gid, score, maximum in result.cells:
-        message = result.messages.get(gid, "")
-        rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True))}</td>"
+        message = result.messages_shown.get(gid, result.messages.get(gid, ""))
+        rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True, language))}</td>"
                     f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
-    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
+    flags = "".join(f"<li>{html.escape(f)}</li>"
+                    for f in (result.flags_shown or result.flags)
+                    + (result.notes_shown or result.notes))
     total = sum(c[2] for c in result.cells)
     maximum = sum(c[3] for c in result.cells)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
-            f"{html.escape(result.student_id)}</title><style>pre {{ white-space: pre-wrap; }} "
+    page = (f"<!DOCTYPE html><html lang='{language}'><head><meta charset='utf-8'><title>"
+            f"{say['Feedback']}: {html.escape(result.student_id)}</title><style>"
+            "pre { white-space: pre-wrap; } "
             "td, th { border: 1px solid #555; padding: 4px 8px; vertical-align: top; } "
             "table { border-collapse: collapse; }</style></head><body>"
             f"<h1>{html.escape(COURSE.notebooks[0])}: {total:g} / {maximum:g}</h1>"
-            + (f"<h2>Notes on your submission</h2><ul>{flags}</ul>" if flags else "")
-            + "<table><tr><th>test</th><th>points</th><th>result</th></tr>"
+            + (f"<h2>{say['Notes on your submission']}</h2><ul>{flags}</ul>" if flags else "")
+            + f"<table><tr><th>{say['test']}</th><th>{say['points']}</th>"
+            f"<th>{say['result']}</th></tr>"
             + "".join(rows) + "</table></body></html>")
     destination = out / "feedback" / result.student_id / f"{notebook}.html"
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(page)
+    destination.write_text(page, encoding="utf-8")
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
@@ -339,7 +369,8 @@ def _load_cached(path: Path, key: str) -> StudentResult | None:
             return None
         return StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
                              data["notes"], data["flags"], data["messages"], data["cpu_s"],
-                             data["sources"])
+                             data["sources"], data["language"], data["notes_shown"],
+                             data["flags_shown"], data["messages_shown"])
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or older: grade again
         return None
 
@@ -460,8 +491,10 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
     problems = record(ordered, keys, out)
     for result in ordered:
         if result.student_id in problems:
-            result.flags.append("nbgrader could not record this student, so the feedback is "
-                                f"the kit's plain page ({problems[result.student_id]})")
+            flag = lazy("nbgrader could not record this student, so the feedback is the kit's "
+                        "plain page ({problem})", problem=problems[result.student_id])
+            result.flags.append(render(flag, "en"))
+            result.flags_shown.append(render(flag, result.language))
             write_plain_feedback(result, out)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)

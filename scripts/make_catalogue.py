@@ -5,9 +5,10 @@
     python scripts/make_catalogue.py --check   # exit 1 if anything is missing, stale or drifted
 
 What it does, in gettext's usual steps:
-1. extract every `tr("...")`, `lazy("...")`, `tr_in(code, "...")` and `N_("...")` from the kit's code
-   (`sdskit/`, `autograder/`, and the figures' script `scripts/make_figures.py`) and from the solution notebooks' code cells, and every `_say("...")`
-   from their setup cell (which runs before the kit is there, so `make release` writes each
+1. extract every `tr("...")`, `lazy("...")`, `tr_in(code, "...")`, `tr_pair(code, "...")` and
+   `N_("...")` from the kit's code (`sdskit/`, `autograder/`, and the figures' script
+   `scripts/make_figures.py`) and from the solution notebooks' code cells, and every
+   `_say("...")` from their setup cell (which runs before the kit is there, so `make release` writes each
    edition's text into it), into the template `sdskit/locale/sdskit.pot`;
 2. merge the template into each language's `sdskit/locale/<code>/LC_MESSAGES/sdskit.po`: a new
    English message arrives untranslated; a message whose English changed is kept with its old
@@ -42,7 +43,7 @@ from sdskit.i18n import DOMAIN, LANGUAGES, LOCALE  # noqa: E402
 from sdskit.paths import ROOT, SOLUTIONS  # noqa: E402
 
 TEMPLATE = LOCALE / f"{DOMAIN}.pot"
-KEYWORDS = {"tr": (1,), "N_": (1,), "lazy": (1,), "tr_in": (2,)}
+KEYWORDS = {"tr": (1,), "N_": (1,), "lazy": (1,), "tr_in": (2,), "tr_pair": (2,)}
 SETUP_KEYWORDS = {"_say": (1,)}
 CODE_FOLDERS = ("sdskit", "autograder")
 CODE_FILES = ("scripts/make_figures.py",)  # the stored figures' words (one set per edition)

@@ -127,6 +127,12 @@ def pad(text, columns: int) -> str:
     return text + " " * max(0, columns - width(text))
 
 
+def tr_pair(code: str, message: str, /, **values) -> list[str]:
+    """[`message` in English, in `code`]: what the grader keeps of one message, the staff's
+    rendering and the student's."""
+    return [tr_in("en", message, **values), tr_in(code, message, **values)]
+
+
 def N_(message: str) -> str:
     """Mark `message` for the catalogue without translating it yet: `tr(message)` later."""
     return message
@@ -183,6 +189,14 @@ def _pieces(other) -> tuple:
 def lazy(message: str, /, **values) -> Text:
     """`message` with its values, to be rendered later in any language (see `Text`)."""
     return Text(((message, tuple(values.items())),))
+
+
+def joined(parts, separator: str = ", "):
+    """The parts (`Text` or strings) one after another, `separator` between them."""
+    out = ""
+    for index, part in enumerate(parts):
+        out = out + (separator if index else "") + part
+    return out
 
 
 def render(text, code: str | None = None) -> str:
