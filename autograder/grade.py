@@ -68,9 +68,9 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import collection, course, edition, gradebook, locate, sandbox  # noqa: E402
+from autograder import collection, course, edition, gradebook, lms, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.i18n import N_, lazy, render, tr_in  # noqa: E402
+from sdskit.i18n import N_, lazy, render, rendered, tr_in  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
@@ -186,9 +186,13 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
     for blank in sorted(locate.BLANK_CELLS):
         entry = verdicts.get(blank) or {}
         outcome = entry.get("results")
-        if entry.get("flag"):  # a sandbox flag word (a catalogue message: lazy words it)
-            extra_flags.append(lazy("blank {number}: {flag}", number=blank,
-                                    flag=lazy(entry["flag"])))
+        if entry.get("flag"):  # the sandbox's flag: English, and the student's language
+            texts = {"en": entry["flag"]}
+            if result.language != "en":
+                texts[result.language] = (entry.get("flag_shown")
+                                          or tr_in(result.language, entry["flag"]))
+            said = rendered(**texts)
+            extra_flags.append(lazy("blank {number}: {flag}", number=blank, flag=said))
         for cases in ("visible", "hidden"):
             gid = f"blank{blank}_{cases}"
             if outcome:  # [passed, English, the student's language] (autograder/sandbox.py)
@@ -427,8 +431,8 @@ def write_unassigned(unassigned: list, out: Path) -> None:
         print(f"  {item.file}: {item.reason}", file=sys.stderr)
 
 
-def grade(submissions: Path, out: Path, jobs: int = 1,
-          id_pattern: str | None = None) -> list[StudentResult]:
+def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
+          similarity_report: bool = False) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
@@ -487,6 +491,12 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
             for box in workers:
                 if box[0] is not None:
                     box[0].close()
+        # Read while the class folder is there (an LMS's flat export is unpacked into tmp).
+        documents = None
+        if similarity_report:
+            from autograder import similarity  # copydetect, only when asked for
+
+            documents = similarity.read_class(students)
     ordered = [results[p.name] for p in students]
     problems = record(ordered, keys, out)
     for result in ordered:
@@ -498,6 +508,9 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
             write_plain_feedback(result, out)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)
+    if documents is not None:
+        print()
+        similarity.write_report(documents, out, ordered)
     return ordered
 
 
@@ -512,11 +525,37 @@ def main(argv=None) -> None:
                              "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--similarity", action="store_true",
+                        help="rank pairs of students by shared unusual code and prose "
+                             "(OUT/similarity.csv, OUT/similarity.html): for a "
+                             "person to look at, never a verdict")
+    lms_options = parser.add_argument_group(
+        "grades into the LMS (autograder/lms.py)",
+        "write a copy of the LMS's own file with this assignment's grades filled in, ready to "
+        "upload; students are matched by the id their submission's file name carries")
+    lms_options.add_argument("--canvas-gradebook", type=Path, metavar="EXPORT.csv",
+                             help="the course's Canvas gradebook export (Grades > Export); "
+                                  f"writes OUT/{lms.CANVAS_OUT}")
+    lms_options.add_argument("--canvas-column", metavar="NAME", default=None,
+                             help="the assignment column to fill: its whole name, its title or "
+                                  "its assignment id (default: the one whose title contains "
+                                  f"{COURSE.lms_assignment!r}, CourseConfig.lms_assignment)")
+    lms_options.add_argument("--moodle-worksheet", type=Path, metavar="WORKSHEET.csv",
+                             help="the assignment's Moodle grading worksheet (Download grading "
+                                  f"worksheet); writes OUT/{lms.MOODLE_OUT}")
+    lms_options.add_argument("--missing-as-zero", action="store_true",
+                             default=COURSE.lms_missing_as_zero,
+                             help="give 0 to students in the LMS file who handed nothing in "
+                                  "(default: leave their cell as it was)")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
-    results = grade(args.submissions, args.out, args.jobs, args.id_pattern)
+    try:  # a wrong LMS file is found now, not after the whole class is graded
+        lms.check(args.canvas_gradebook, args.moodle_worksheet, args.canvas_column)
+    except lms.LMSFileError as error:
+        raise SystemExit(f"error: {error}") from None
+    results = grade(args.submissions, args.out, args.jobs, args.id_pattern, args.similarity)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
@@ -524,6 +563,13 @@ def main(argv=None) -> None:
     if (args.out / "unassigned_files.csv").is_file():
         print(f"some files were not graded (no student id found): see "
               f"{args.out / 'unassigned_files.csv'}")
+    if args.canvas_gradebook or args.moodle_worksheet:
+        print()
+        try:
+            lms.export(results, sum(max_points().values()), args.out, args.canvas_gradebook,
+                       args.moodle_worksheet, args.canvas_column, args.missing_as_zero)
+        except lms.LMSFileError as error:
+            raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

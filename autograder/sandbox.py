@@ -16,13 +16,16 @@ Two layers:
   message. Nothing a blank does survives into the next blank or the next student.
 
 Tampering: before the student's code runs, the child takes a snapshot of what the verdict
-depends on (torch, torch.Tensor, torch.testing, numpy.testing, builtins, sdskit.checks and its
-Report, sdskit.i18n and its Text, which word the messages, the reference tensors' contents);
-after the check, anything rebound or changed voids the blank.
+depends on (torch, torch.Tensor, torch.autograd, torch.testing, numpy.testing, builtins,
+sdskit.checks and its Report, sdskit.i18n and its Text, which word the messages, the reference
+tensors' contents); after the check, anything rebound or changed voids the blank. The checks
+read every result as a plain tensor they own (`sdskit.checks._plain`); what they noticed (a
+tensor subclass) becomes a `review` flag. The verdict is read from the Report's problem list by
+the harness, not from the student's notebook, and the test cells in the notebook are never run.
 
 Languages: every message goes back twice, [passed, English, the task's language] (the staff's
-class report reads English; the student's feedback their edition's language). The verdict is read from the Report's problem list by the harness, not from the
-student's notebook, and the test cells in the notebook are never run.
+class report reads English; the student's feedback their edition's language), and so does a
+review flag ("flag" in English, "flag_shown" in the task's language).
 """
 
 import errno
@@ -40,7 +43,7 @@ from pathlib import Path
 
 from autograder import ipython_cells
 from sdskit.config import COURSE
-from sdskit.i18n import N_, tr_in, tr_pair
+from sdskit.i18n import N_, render, tr_in, tr_pair
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, ROOT
 
 RESULT_LIMIT = 64 * 1024  # bytes of verdict read from one child
@@ -183,6 +186,7 @@ def _guarded_namespaces():
     import numpy
     import numpy.testing
     import torch
+    import torch.autograd
     import torch.nn.functional
     import torch.testing
 
@@ -190,6 +194,7 @@ def _guarded_namespaces():
 
     return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.testing": torch.testing,
             "torch.nn.functional": torch.nn.functional, "torch.nn.Module": torch.nn.Module,
+            "torch.autograd": torch.autograd,
             "numpy.testing": numpy.testing, "numpy": numpy, "builtins": builtins,
             "sdskit.checks": checks, "Report": checks.Report, "sdskit.i18n": i18n,
             "Text": i18n.Text}
@@ -288,8 +293,9 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
     language = task.get("language", "en")
     verdict = {}
 
-    def finish(results, flag=None):
-        payload = json.dumps({"nonce": nonce, "results": results, "flag": flag}).encode()
+    def finish(results, flag=None, flag_shown=None):
+        payload = json.dumps({"nonce": nonce, "results": results, "flag": flag,
+                              "flag_shown": flag_shown}).encode()
         os.write(write_fd, payload[:RESULT_LIMIT])
         os._exit(0)
 
@@ -322,6 +328,7 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
         finish({"visible": [False, *message], "hidden": [False, *message]},
                flag or _blocked_flag(error))
     flag = None
+    review = []  # what the check noticed about the results (a tensor subclass): for the staff
     for cases in ("visible", "hidden"):
         try:
             report = check(cls, cases)
@@ -330,6 +337,9 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
             message = (tr_pair(language, "passed") if ok else
                        [str(report_type.message_in(report, code))[:2000]
                         for code in ("en", language)])
+            if type(report) is report_type and type(report.review) is list:
+                review += [note for note in report.review
+                           if render(note, "en") not in {render(n, "en") for n in review}]
         except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
             ok, message = False, tr_pair(language, "Your code stopped the test: {error}: {text}",
                                        error=type(error).__name__,
@@ -344,11 +354,19 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
         message = tr_pair(language, "Your code changed the tools the tests use ({what}): no "
                         "points for this blank.", what=", ".join(changed[:3]))
         finish({"visible": [False, *message], "hidden": [False, *message]}, "tampering")
-    finish(verdict, flag)
+    flag_shown = None
+    if review:  # for the staff in English; the student reads it in their language
+        notes = {code: ", ".join(render(note, code)[:200] for note in review[:3])
+                 for code in ("en", language)}
+        flag_shown = "; ".join(filter(None, [flag and tr_in(language, flag), tr_in(
+            language, "review: {notes}", notes=notes[language])]))
+        flag = "; ".join(filter(None, [flag, tr_in("en", "review: {notes}", notes=notes["en"])]))
+    finish(verdict, flag, flag_shown)
 
 
 def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: str,
-               timeout: float) -> tuple[dict, str | None]:
+               timeout: float) -> tuple[dict, str | None, str | None]:
+    """(results, flag, the flag in the task's language where it differs or None)."""
     read_fd, write_fd = os.pipe()
     nonce = secrets.token_hex(16)  # a verdict without it was not written by the harness
     pid = os.fork()
@@ -393,7 +411,7 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
         message = tr_pair(language, "Your code ran longer than the {limit} s limit (an endless "
                         "loop or a long sleep?), so its tests could not finish.",
                         limit=format(timeout, "g"))
-        return {"visible": [False, *message], "hidden": [False, *message]}, "time limit"
+        return {"visible": [False, *message], "hidden": [False, *message]}, "time limit", None
     data = b"".join(chunks)
     if size > RESULT_LIMIT:
         data = b""
@@ -401,12 +419,12 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
         parsed = json.loads(data.decode())
         results = parsed["results"]
         assert set(results) == {"visible", "hidden"} and parsed["nonce"] == nonce
-        return results, parsed.get("flag")
+        return results, parsed.get("flag"), parsed.get("flag_shown")
     except Exception:  # noqa: BLE001 - no verdict: say why the process ended
         if data:
             message = tr_pair(language, "Your code wrote into the grader's result channel, so "
                             "this blank's result cannot be trusted: no points for it.")
-            return {"visible": [False, *message], "hidden": [False, *message]}, "tampering"
+            return {"visible": [False, *message], "hidden": [False, *message]}, "tampering", None
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         why = {signal.SIGXCPU: (N_("Your code used more than its CPU time limit, so this "
@@ -424,7 +442,7 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
                   "could report, so this blank's tests could not finish."), "kernel stopped")
         number = os.WEXITSTATUS(status)
     message = tr_pair(language, why[0], number=number)
-    return {"visible": [False, *message], "hidden": [False, *message]}, why[1]
+    return {"visible": [False, *message], "hidden": [False, *message]}, why[1], None
 
 
 _PROTOCOL_FD = None
@@ -479,9 +497,9 @@ def worker_main() -> None:
                 answer[blank] = {"results": {"visible": [False, *message],
                                              "hidden": [False, *message]}, "flag": "time limit"}
                 continue
-            results, flag = _run_blank(task, blank, base_namespace, reference_print,
-                                       min(task["limits"]["blank_s"], left))
-            answer[blank] = {"results": results, "flag": flag}
+            results, flag, flag_shown = _run_blank(task, blank, base_namespace, reference_print,
+                                                   min(task["limits"]["blank_s"], left))
+            answer[blank] = {"results": results, "flag": flag, "flag_shown": flag_shown}
         shutil.rmtree(task["scratch"], ignore_errors=True)
         if os.environ.get("SDSKIT_SANDBOXED") == "1":  # the sandbox's own /tmp: empty it, so
             for left in Path("/tmp").iterdir():      # nothing passes to the next student

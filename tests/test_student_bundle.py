@@ -21,6 +21,7 @@ released in tests/test_notebooks.py, under `nbgrader validate --invert`.)
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,12 +157,12 @@ def test_each_kind_of_leak_is_found(bundle, tmp_path, kind):
 
 
 def _student_env() -> dict:
-    """The environment of a student's machine: no PYTHONPATH back to the repository. Warnings
-    are off, except matplotlib's about a glyph missing from the font (a box for a letter)."""
+    """The environment of a student's machine: no PYTHONPATH back to the repository, every
+    warning shown (matplotlib's about a glyph missing from the font among them)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "NBGRADER_EXECUTION") and not k.startswith("SDSKIT_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYTHONWARNINGS="ignore,always:Glyph:UserWarning")
+    env.pop("PYTHONWARNINGS", None)  # a student sees every warning: so do the tests
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return env
 
 
@@ -266,6 +267,19 @@ def test_filled_notebook_runs_top_to_bottom_on_its_own(filled_run):
     assert _said(shown, "{steps} steps in {seconds} s; files in {folder}/: {files}", "en")
     assert f"{len(submissions.BLANKS)} of {len(submissions.BLANKS)} blanks pass" in shown
     assert "blank  result   first message" in shown
+
+
+def test_filled_notebook_prints_no_library_warnings(filled_run):
+    """Only the kit and the student speak in the outputs: nothing on stderr (where the libraries'
+    warnings and log messages go), no warning anywhere."""
+    _, executed, _ = filled_run
+    noise = {}
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", "")) if output["output_type"] == "stream" else ""
+            if (output.get("name") == "stderr" and text.strip()) or re.search(r"\w+Warning\b", text):
+                noise.setdefault(locate.grade_id(cell) or cell.get("id"), []).append(text[:400])
+    assert not noise, f"library output in the notebook: {noise}"
 
 
 def test_grader_gives_the_filled_notebook_full_marks(filled_run, tmp_path):
