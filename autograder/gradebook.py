@@ -65,7 +65,8 @@ _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS\n.*?^[ \t]*### END HIDDEN T
 # The feedback page's own words (the template's; FeedbackView words them for the student).
 WORDS = {"points": N_("points"), "blank": N_("blank"), "visible_test": N_("visible test"),
          "hidden_test": N_("hidden test"), "total": N_("total")}
-_TESTS = {"visible": N_("Blank {number}: visible test"), "hidden": N_("Blank {number}: hidden test")}
+_TESTS = {"visible": N_("Blank {number}: visible test"),
+          "hidden": N_("Blank {number}: hidden test")}
 
 
 def cell_label(grade_id: str, is_test: bool, language: str = "en") -> str:
@@ -198,9 +199,11 @@ def record(root: Path, results: list, out: Path) -> dict[str, str]:
     for result in results:
         folder = root / "submitted" / result.student_id / COURSE.assignment
         folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(canonical_notebook(result.sources, result.notes_shown + result.flags_shown,
-                                          result.language), folder / notebook_name)
-        tests = {gid: [score == maximum, result.messages_shown.get(gid, "")]
+        shown = (result.notes_shown or result.notes) + (result.flags_shown or result.flags)
+        nbformat.write(canonical_notebook(result.sources, shown, result.language),
+                       folder / notebook_name)
+        tests = {gid: [score == maximum,
+                       result.messages_shown.get(gid, result.messages.get(gid, ""))]
                  for _, gid, score, maximum in result.cells}
         (verdicts / f"{result.student_id}.json").write_text(
             json.dumps({"language": result.language, "tests": tests}), encoding="utf-8")

@@ -17,11 +17,12 @@ generated example answers stay out.
 Each submission is graded exactly as `autograder/grade.py` grades one student
 (`grade.grade_student`: the same cell finding, the same sandboxed worker, the same checks).
 results.json holds one Gradescope test per test cell (`Blank N: visible test`, `Blank N: hidden
-test`), each with the student's message as its output; the hidden tests' results show only
-once the grades are published. The flags go to the submission's output and, for the staff, to
+test`), each with the student's message as its output; the hidden tests' results show only once
+the grades are published. The flags go to the submission's output and, for the staff, to
 `extra_data`. What the student reads is in the language of the edition they handed in (a Korean
-notebook gets Korean names, messages and flags; `extra_data` stays English). results.json is written whatever the submission does; run_autograder writes a
-zero-point result that asks for a regrade if this program itself cannot run.
+notebook gets Korean names, messages and flags; `extra_data` stays English). results.json is
+written whatever the submission does; run_autograder writes a zero-point result that asks for a
+regrade if this program itself cannot run.
 
 GRADESCOPE_ROOT moves `/autograder` (for a test, or a trial run on any machine), and
 GRADESCOPE_PYTHON picks the interpreter run_autograder uses (default: the environment that
@@ -179,7 +180,8 @@ def results_json(result) -> dict:
             "number": f"{blank}.{1 if cases == 'visible' else 2}",
             "score": score,
             "max_score": maximum,
-            "output": result.messages_shown.get(grade_id, "").strip(),
+            "output": result.messages_shown.get(grade_id,
+                                                result.messages.get(grade_id, "")).strip(),
             "visibility": "after_published" if cases == "hidden" else "visible",
         })
     total = sum(test["score"] for test in tests)
@@ -188,7 +190,7 @@ def results_json(result) -> dict:
                    "test and a hidden one; the hidden tests' results show once grades are "
                    "published.", notebook=notebook, total=format(total, "g"),
                    maximum=format(maximum, "g"))]
-    notes = result.flags_shown + result.notes_shown
+    notes = (result.flags_shown or result.flags) + (result.notes_shown or result.notes)
     if notes:
         lines += ["", tr_in(language, "Notes on your submission:")] + [f"- {n}" for n in notes]
     if any(note.endswith("0 points for it") for note in result.notes):

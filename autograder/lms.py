@@ -293,7 +293,7 @@ def moodle_comment(result, kit_maximum: float) -> str:
     comment = tr_in(language, "SDS assignment: {total} of {maximum} points ({parts}). Your "
                     "feedback page has each test's message.", total=_points(result.total),
                     maximum=_points(kit_maximum), parts=parts)
-    notes = "; ".join(result.notes_shown + result.flags_shown)
+    notes = "; ".join((result.notes_shown or result.notes) + (result.flags_shown or result.flags))
     return comment + (" " + tr_in(language, "Notes: {notes}", notes=notes) if notes else "")
 
 
