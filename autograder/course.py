@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder import written
 from sdskit.config import COURSE
 from sdskit.paths import ROOT, SOLUTIONS
 
@@ -41,11 +42,18 @@ def create(root: Path) -> Path:
     source.mkdir(parents=True)
     for name in COURSE.notebooks:
         notebook = json.loads((SOLUTIONS / name).read_text())
-        strip_model_answers(notebook)
+        prepare_source(notebook)
         (source / name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-    (root / "nbgrader_config.py").write_text(_CONFIG.format(
-        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s))
+    write_config(root)
     return root
+
+
+def write_config(root: Path, extra: str = "") -> None:
+    """The course folder's nbgrader_config.py, naming the folder where it is now (so a copied
+    or moved OUT/ folder still works on its own course), then `extra` settings."""
+    root = Path(root).resolve()
+    (root / "nbgrader_config.py").write_text(_CONFIG.format(
+        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s) + extra)
 
 
 def kit_env() -> dict:
@@ -89,18 +97,28 @@ _ANSWER = re.compile(r"^### BEGIN SOLUTION\n.*?^### END SOLUTION\n?", re.M | re.
 
 
 def strip_model_answers(notebook: dict) -> None:
-    """Replace the model answers of ungraded markdown cells ("think about it") by a stub.
+    """Replace the model answers of ungraded markdown cells (a written question with 0 points)
+    by a stub.
 
-    nbgrader accepts a solution region in a markdown cell only if the cell is graded by hand, and
-    these questions are not graded; so their answer cells are plain markdown cells in solutions/,
-    and the region between `### BEGIN SOLUTION` and `### END SOLUTION` is cut here, before
-    nbgrader makes the release.
+    nbgrader accepts a solution region in a markdown cell only if the cell is graded by hand; so
+    an ungraded question's answer cell is a plain markdown cell in solutions/, and the region
+    between `### BEGIN SOLUTION` and `### END SOLUTION` is cut here, before nbgrader makes the
+    release. A graded question's region is nbgrader's to clear (autograder/written.py).
     """
     for cell in notebook["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "markdown" and _ANSWER.search(text):
+        if cell["cell_type"] == "markdown" and _ANSWER.search(text) and not written.is_graded_answer(cell):
             stripped = _ANSWER.sub("YOUR ANSWER HERE\n", text).rstrip("\n")
             cell["source"] = [line + "\n" for line in stripped.split("\n")[:-1]] + [stripped.split("\n")[-1]]
+
+
+def prepare_source(notebook: dict, language: str = "en") -> None:
+    """A solution notebook (in one edition) as nbgrader's source holds it: each written
+    question's points (sdskit/config.py) in its metadata and under its prompt, and the
+    ungraded questions' model answers cut."""
+    written.apply_points(notebook, "the solution notebook")
+    written.mark_points(notebook, language)
+    strip_model_answers(notebook)
 
 
 def generate_release(root: Path) -> Path:

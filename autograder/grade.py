@@ -19,6 +19,9 @@ the feedback, in a course folder the command manages (OUT/course; autograder/gra
     OUT/class_report.csv, OUT/class_report.png   pass rate per blank, most frequent failures
     OUT/results/<student_id>.json                 one per student: how a batch resumes
     OUT/course/gradebook.db                       nbgrader's gradebook, with the same points
+    OUT/written/<grade_id>.html, OUT/written/scores.csv   each written question's answers, and
+                          the file TAs fill in; `--written-scores FILE` records them
+                          (autograder/written.py)
 
 Each student's feedback page speaks the language of the edition they handed in
 (autograder/edition.py tells it): the tests' messages, the blanks' names and the flags. The
@@ -68,9 +71,10 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import collection, course, edition, gradebook, lms, locate, sandbox  # noqa: E402
+from autograder import (collection, course, edition, gradebook, lms, locate,  # noqa: E402
+                        sandbox, written, written_pages, written_scores)
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.i18n import N_, lazy, render, rendered, tr_in  # noqa: E402
+from sdskit.i18n import N_, lazy, render, rendered, tr, tr_in  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
@@ -91,19 +95,43 @@ class StudentResult:
     notes_shown: list[str] = field(default_factory=list)
     flags_shown: list[str] = field(default_factory=list)
     messages_shown: dict[str, str] = field(default_factory=dict)
+    # grade_id -> the student's written answer ("" no response, None no cell found)
+    written: dict[str, str | None] = field(default_factory=dict)
+    # grade_id -> the written answer's points as graded so far (None: not graded yet); set by
+    # grade() from the scores file on every run (`set_written_points`), not part of the cache.
+    written_points: dict[str, float | None] = field(default_factory=dict)
 
     def points_by_column(self) -> dict[str, float]:
-        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
+        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is;
+        then `written:<grade_id>` for each written answer graded so far."""
         columns: dict[str, float] = {}
         for _, grade_id, score, _ in self.cells:
             match = BLANK.match(grade_id)
             column = match.group(1) if match else grade_id
             columns[column] = columns.get(column, 0.0) + score
+        columns.update({f"written:{gid}": points for gid, points in self.written_points.items()
+                        if points is not None})
         return columns
 
     @property
-    def total(self) -> float:
+    def automatic(self) -> float:
+        """The tests' points (what the sandbox decided)."""
         return sum(score for _, _, score, _ in self.cells)
+
+    @property
+    def total(self) -> float:
+        """The automatic points and the written answers' points graded so far."""
+        return self.automatic + sum(p for p in self.written_points.values() if p is not None)
+
+    @property
+    def written_missing(self) -> list[str]:
+        """The written questions not graded yet."""
+        return [gid for gid, points in self.written_points.items() if points is None]
+
+    def set_written_points(self, scores: dict) -> None:
+        self.written_points = {q.grade_id: written_scores.effective(
+            self.written.get(q.grade_id), scores.get((self.student_id, q.grade_id)))
+            for q in written.questions()}
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -150,6 +178,14 @@ def submission_key(student_dir: Path, kit: str) -> str:
     return digest.hexdigest()
 
 
+def _title(question, language: str):
+    """A written question's title as a message for `lazy`: in English and in `language`."""
+    texts = {"en": question.title()}
+    if language != "en":
+        texts[language] = question.title(language)
+    return rendered(**texts)
+
+
 def grade_student(worker_box: list, student_dir: Path, points: dict, release: dict,
                   scratch: Path) -> StudentResult:
     """Locate the student's cells and grade each blank in the sandbox."""
@@ -181,6 +217,14 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
             verdicts = {}
     else:
         notes.append(lazy("{reason}: 0 points for it", reason=located.fatal))
+    asked = written.questions()
+    result.written = ({q.grade_id: None for q in asked} if located.fatal else
+                      written.find_answers(located.path, asked))
+    for question in asked:
+        if located.fatal is None and result.written[question.grade_id] is None:
+            flags.append(lazy("written answer not found for {title}: no cell of the notebook "
+                              "holds it, so it counts as no response unless a grader scores it",
+                              title=_title(question, result.language)))
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
     for blank in sorted(locate.BLANK_CELLS):
@@ -240,9 +284,9 @@ def references_changed() -> bool:
     return changed
 
 
-def write_plain_feedback(result: StudentResult, out: Path) -> None:
+def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None:
     """OUT/feedback/<student>/<notebook>.html without nbgrader (where it could not record the
-    student): each test's outcome and the flags."""
+    student): each test's outcome, each written answer's points and comment, and the flags."""
     notebook = Path(COURSE.notebooks[0]).stem
     language = result.language
     say = {word: html.escape(tr_in(language, word)) for word in (  # the page's words
@@ -253,11 +297,21 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
         rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True, language))}</td>"
                     f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
+    total = sum(c[2] for c in result.cells)
+    maximum = sum(c[3] for c in result.cells)
+    for question in written.questions():
+        score = scores.get((result.student_id, question.grade_id))
+        points = written_scores.effective(result.written.get(question.grade_id), score)
+        label = tr_in(language, "Written answer: {title}", title=question.title(language))
+        shown = (tr_in(language, "not graded yet (of {points})",
+                       points=written.points_text(question.points))
+                 if points is None else f"{points:g} / {question.points:g}")
+        rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(shown)}</td>"
+                    f"<td><pre>{html.escape(score.comment if score else '')}</pre></td></tr>")
+        total, maximum = total + (points or 0.0), maximum + question.points
     flags = "".join(f"<li>{html.escape(f)}</li>"
                     for f in (result.flags_shown or result.flags)
                     + (result.notes_shown or result.notes))
-    total = sum(c[2] for c in result.cells)
-    maximum = sum(c[3] for c in result.cells)
     page = (f"<!DOCTYPE html><html lang='{language}'><head><meta charset='utf-8'><title>"
             f"{say['Feedback']}: {html.escape(result.student_id)}</title><style>"
             "pre { white-space: pre-wrap; } "
@@ -274,24 +328,37 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
-    blanks = sorted({BLANK.match(gid).group(1) for _, gid in points if BLANK.match(gid)},
+    """cells.csv (the automatic tests) and grades.csv: the blanks, `automatic` (their sum), one
+    `written:<grade_id>` column per written question (empty: not graded yet), `written` (their
+    sum so far), `total` (automatic + written), `max_total`, and `written_missing` (the written
+    questions not graded yet: until it is empty, the total may still rise)."""
+    asked = written.questions()
+    written_ids = {q.grade_id for q in asked}
+    automatic = {key: value for key, value in points.items() if key[1] not in written_ids}
+    blanks = sorted({BLANK.match(gid).group(1) for _, gid in automatic if BLANK.match(gid)},
                     key=lambda name: int(name[5:]))
-    others = sorted({gid for _, gid in points if not BLANK.match(gid)})
+    others = sorted({gid for _, gid in automatic if not BLANK.match(gid)})
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "notebook", "grade_id", "points", "max_points"])
         for result in results:
             for notebook, grade_id, score, maximum in result.cells:
                 writer.writerow([result.student_id, notebook, grade_id, score, maximum])
+    maximum = sum(automatic.values()) + sum(q.points for q in asked)
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes", "flags"])
+        writer.writerow(["student_id", *blanks, *others, "automatic",
+                         *(f"written:{q.grade_id}" for q in asked), "written", "total",
+                         "max_total", "written_missing", "notes", "flags"])
         for result in results:
             by_column = result.points_by_column()
+            given = result.written_points
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
-                             *(by_column.get(c, 0.0) for c in others), result.total,
-                             sum(points.values()), "; ".join(result.notes),
-                             "; ".join(result.flags)])
+                             *(by_column.get(c, 0.0) for c in others), result.automatic,
+                             *("" if given.get(q.grade_id) is None else given[q.grade_id]
+                               for q in asked), result.total - result.automatic, result.total,
+                             maximum, " ".join(result.written_missing),
+                             "; ".join(result.notes), "; ".join(result.flags)])
 
 
 def _message_kind(message: str) -> str:
@@ -355,14 +422,21 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
 
 
 def print_table(results: list[StudentResult]) -> None:
+    asked = written.questions()
     width = max([len(r.student_id) for r in results] + [10])
-    print(f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total")
+    header = f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total"
+    column = tr("written")
+    print(header + (f"   {column}" if asked else ""))
     for result in results:
         per_blank = result.points_by_column()
         maximum = sum(m for *_, m in result.cells)
         row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
+        shown = ""
+        if asked:
+            done = "-" if result.written_missing else f"{result.total - result.automatic:g}"
+            shown = f"   {done}/{sum(q.points for q in asked):g}"
         notes = "; ".join(result.notes + result.flags)
-        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}"
+        print(f"{result.student_id:<{width}}  {row}   {result.automatic:g}/{maximum:g}" + shown
               + (f"   ({notes})" if notes else ""))
 
 
@@ -374,7 +448,7 @@ def _load_cached(path: Path, key: str) -> StudentResult | None:
         return StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
                              data["notes"], data["flags"], data["messages"], data["cpu_s"],
                              data["sources"], data["language"], data["notes_shown"],
-                             data["flags_shown"], data["messages_shown"])
+                             data["flags_shown"], data["messages_shown"], data["written"])
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or older: grade again
         return None
 
@@ -386,33 +460,53 @@ def _save(path: Path, key: str, result: StudentResult) -> None:
     os.replace(temporary, path)  # atomic: an interrupted batch never leaves half a result
 
 
-def record(results: list[StudentResult], keys: dict[str, str], out: Path) -> dict[str, str]:
+def record(results: list[StudentResult], keys: dict[str, str], out: Path,
+           scores: dict) -> dict[str, str]:
     """nbgrader's gradebook and feedback for these results (autograder/gradebook.py), redone
-    only when a student's key or the recording code changed: an unchanged regrade keeps
-    OUT/course and OUT/feedback. Returns {student_id: why nbgrader could not record them}."""
+    only when something they hold changed: a student's key or the recording code (then
+    everything), or only the written answers' scores (then only the scores and the feedback).
+    An unchanged regrade keeps OUT/course and OUT/feedback. Returns {student_id: why nbgrader
+    could not record them}."""
     digest = hashlib.sha256()
     templates = sorted(p for p in gradebook.TEMPLATES.rglob("*") if p.is_file())
-    for path in [Path(gradebook.__file__), Path(course.__file__), SOLUTIONS / COURSE.notebooks[0],
-                 *templates]:
+    for path in [Path(gradebook.__file__), Path(course.__file__), Path(written.__file__),
+                 Path(written_pages.__file__), Path(written_scores.__file__),
+                 SOLUTIONS / COURSE.notebooks[0], *templates]:
         digest.update(path.read_bytes())
     digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
     key = digest.hexdigest()
+    per_student = {r.student_id: hashlib.sha256(json.dumps(sorted(
+        [gid, score.points, score.comment] for (student, gid), score in scores.items()
+        if student == r.student_id)).encode()).hexdigest()[:16] for r in results}
+    scores_key = hashlib.sha256(json.dumps(sorted(per_student.items())).encode()).hexdigest()
     stamp = out / "course" / "recorded.json"
+    kept = None
     try:
         kept = json.loads(stamp.read_text())
         pages = [out / "feedback" / r.student_id / locate.NOTEBOOK.replace(".ipynb", ".html")
                  for r in results if r.student_id not in kept["problems"]]
-        if kept["key"] == key and all(page.is_file() for page in pages):
+        if kept["key"] != key or not all(page.is_file() for page in pages):
+            kept = None
+        elif kept["scores"] == scores_key:
             print("nbgrader's gradebook and the feedback already hold these results: kept them",
                   flush=True)
             return kept["problems"]
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
-    root = course.create(out / "course")
-    course.generate_release(root)
-    problems = gradebook.record(root, results, out)
-    stamp.write_text(json.dumps({"key": key, "problems": problems}))
+        kept = None
+    root = out / "course"
+    if kept is not None and not kept["problems"] and isinstance(kept.get("students"), dict):
+        changed = {s for s, digest in per_student.items() if kept["students"].get(s) != digest}
+        print(tr("recording the written answers' scores in nbgrader's gradebook and writing "
+                 "the feedback of {count} student(s) whose scores changed ...",
+                 count=len(changed)), flush=True)
+        problems = gradebook.publish(root, results, out, scores, only=changed)
+    else:
+        print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
+        root = course.create(root)
+        course.generate_release(root)
+        problems = gradebook.record(root, results, out, scores)
+    stamp.write_text(json.dumps({"key": key, "scores": scores_key, "students": per_student,
+                                 "problems": problems}))
     return problems
 
 
@@ -432,8 +526,14 @@ def write_unassigned(unassigned: list, out: Path) -> None:
 
 
 def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
-          similarity_report: bool = False) -> list[StudentResult]:
-    out.mkdir(parents=True, exist_ok=True)
+          similarity_report: bool = False, scores_file: Path | None = None,
+          blind: bool = False) -> tuple[list[StudentResult], dict]:
+    """Grade every student of SUBMISSIONS into OUT. Returns the results, in the class's order
+    (each with its written answers' points so far), and the written answers' scores read from
+    `scores_file` ({(student, grade_id): Score})."""
+    asked = written.questions()
+    for problem in written.release_problems(asked):
+        raise SystemExit(f"error: {problem}")
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
     if kind == "none":
@@ -444,12 +544,19 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
     with tempfile.TemporaryDirectory() as tmp:
         class_folder = find_class_folder(submissions, Path(tmp))
         students, unassigned = collection.gather(class_folder, Path(tmp), id_pattern)
-        write_unassigned(unassigned, out)
         if not students:
+            out.mkdir(parents=True, exist_ok=True)
+            write_unassigned(unassigned, out)
             raise SystemExit(f"error: {submissions} holds no student folders and no notebooks "
                              "named after students. Expected one subfolder per student id, or "
                              "files named as Canvas or Moodle export them, or <student_id>.ipynb "
                              "(README: Grade a class; --id-pattern for other names).")
+        # A bad scores file stops here, before anything is written.
+        labels_file = out / "written" / "labels.csv"
+        scores = {} if scores_file is None else written_scores.read_scores(
+            scores_file, [p.name for p in students], asked, written_scores.read_labels(labels_file))
+        out.mkdir(parents=True, exist_ok=True)
+        write_unassigned(unassigned, out)
         points = max_points()
         release = locate.release_cells()
         kit = sandbox.kit_fingerprint()
@@ -498,20 +605,23 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
 
             documents = similarity.read_class(students)
     ordered = [results[p.name] for p in students]
-    problems = record(ordered, keys, out)
+    for result in ordered:
+        result.set_written_points(scores)
+    problems = record(ordered, keys, out, scores)
     for result in ordered:
         if result.student_id in problems:
             flag = lazy("nbgrader could not record this student, so the feedback is the kit's "
                         "plain page ({problem})", problem=problems[result.student_id])
             result.flags.append(render(flag, "en"))
             result.flags_shown.append(render(flag, result.language))
-            write_plain_feedback(result, out)
+            write_plain_feedback(result, out, scores)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)
+    written_pages.write_outputs(ordered, out, scores, blind, given=scores_file is not None)
     if documents is not None:
         print()
         similarity.write_report(documents, out, ordered)
-    return ordered
+    return ordered, scores
 
 
 def main(argv=None) -> None:
@@ -525,6 +635,14 @@ def main(argv=None) -> None:
                              "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--written-scores", type=Path, default=None, metavar="FILE",
+                        help=tr("the written answers' scores, filled in (student, question, "
+                                "points, comment; OUT/written/scores.csv is the file to fill): "
+                                "they go into grades.csv, the gradebook and the feedback"))
+    parser.add_argument("--blind", action="store_true",
+                        help=tr("show anonymous labels instead of student ids on the written "
+                                "answers' pages and in their scores file (the key: "
+                                "OUT/written/labels.csv)"))
     parser.add_argument("--similarity", action="store_true",
                         help="rank pairs of students by shared unusual code and prose "
                              "(OUT/similarity.csv, OUT/similarity.html): for a "
@@ -555,7 +673,8 @@ def main(argv=None) -> None:
         lms.check(args.canvas_gradebook, args.moodle_worksheet, args.canvas_column)
     except lms.LMSFileError as error:
         raise SystemExit(f"error: {error}") from None
-    results = grade(args.submissions, args.out, args.jobs, args.id_pattern, args.similarity)
+    results, scores = grade(args.submissions, args.out, args.jobs, args.id_pattern,
+                            args.similarity, scores_file=args.written_scores, blind=args.blind)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
@@ -565,6 +684,11 @@ def main(argv=None) -> None:
               f"{args.out / 'unassigned_files.csv'}")
     if args.canvas_gradebook or args.moodle_worksheet:
         print()
+        pending = sum(bool(r.written_missing) for r in results)
+        if pending:
+            print(tr("note: {count} student(s) have written answers not graded yet; their LMS "
+                     "grade counts only what has been graded (grades.csv: written_missing).",
+                     count=pending))
         try:
             lms.export(results, sum(max_points().values()), args.out, args.canvas_gradebook,
                        args.moodle_worksheet, args.canvas_column, args.missing_as_zero)

@@ -34,7 +34,7 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from autograder import course, locate
+from autograder import course, locate, written, written_pages, written_scores
 from sdskit.config import COURSE
 from sdskit.i18n import N_, tr_in
 from sdskit.paths import NOTEBOOKS
@@ -120,6 +120,13 @@ class FeedbackView(NbGraderPreprocessor):
         resources["sds_blanks"] = [
             {"blank": blank, "tests": tests, "score": sum(t["score"] for t in tests),
              "points": sum(t["points"] for t in tests)} for blank, tests in sorted(blanks.items())]
+        resources["sds_written"] = [cell.metadata["sds_written"] for cell in nb.cells
+                                    if "sds_written" in cell.metadata]
+        pending = [row["title"] for row in resources["sds_written"] if row["pending"]]
+        resources["sds_written_note"] = tr_in(
+            self._language, "Your written answers are graded by hand and not all graded yet "
+            "({titles}): the total counts what has been graded so far.",
+            titles=", ".join(pending)) if pending else ""
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
@@ -132,10 +139,39 @@ class FeedbackView(NbGraderPreprocessor):
         if meta.get("grade") or meta.get("solution"):
             cell.metadata["sds_label"] = cell_label(meta.get("grade_id"), bool(meta.get("grade")),
                                                     self._language)
+        if written.is_graded_answer(cell):
+            self._written(cell, resources)
         if cell.cell_type == "code" and _HIDDEN.search(cell.source):
             said = tr_in(self._language, "(the hidden cases ran here when your work was graded)")
             cell.source = _HIDDEN.sub(f"# {said}\n", cell.source).rstrip("\n")
         return cell, resources
+
+
+    def _written(self, cell, resources) -> None:
+        """A written answer on the feedback page: its title, the points the grader gave (or
+        that it is not graded yet), the answer as markdown (its HTML escaped) and the comment."""
+        from nbgrader.api import Gradebook
+
+        meta = cell.metadata["nbgrader"]
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as book:
+            grade = book.find_grade(meta["grade_id"], info["notebook"], info["assignment"],
+                                    info["student"])
+            pending = grade.manual_score is None and grade.auto_score is None
+        language = self._language
+        title = next((q.title(language) for q in written.questions()
+                      if q.grade_id == meta["grade_id"]), meta["grade_id"])
+        points = written.points_text(float(meta.get("points") or 0))
+        score = written.points_text(float(meta.get("score") or 0))
+        cell.metadata["sds_label"] = tr_in(language, "Written answer: {title}", title=title)
+        cell.metadata["sds_written"] = {
+            "grade_id": meta["grade_id"], "title": title, "pending": pending,
+            "shown": (tr_in(language, "not graded yet (of {points})", points=points) if pending
+                      else tr_in(language, "{score} / {points}", score=score, points=points)),
+            "html": written_pages.render_markdown(cell.source, cell.get("attachments")),
+            "comment": meta.get("comment") or "",
+            "comment_label": tr_in(language, "Comment from the grader:"),
+        }
 
 
 class InjectVerdicts(NbGraderPreprocessor):
@@ -173,15 +209,20 @@ class InjectVerdicts(NbGraderPreprocessor):
 
 
 def canonical_notebook(sources: dict[str, str], flags: list[str],
+                       answers: dict[str, str | None] | None = None,
                        language: str = "en") -> nbformat.NotebookNode:
     """The release notebook of the edition in `language`, with the student's code in its
-    solution cells and flags (already in `language`) on top."""
+    solution cells, their written answers in place of YOUR ANSWER HERE (a cell left as released
+    stays as released, so that nbgrader gives it 0, "No response"), and the flags (already in
+    `language`) on top."""
     name = locate.NOTEBOOK if language == "en" else COURSE.edition(locate.NOTEBOOK, language)
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     for cell in notebook.cells:
         grade_id = locate.grade_id(cell)
         if grade_id in sources:
             cell.source = sources[grade_id]
+        elif written.is_graded_answer(cell) and (answers or {}).get(grade_id):
+            cell.source = cell.source.replace(written.STUB, answers[grade_id], 1)
     if flags:
         lines = "\n".join(f"- {flag}" for flag in flags)
         heading = tr_in(language, "Notes from the grader")
@@ -189,10 +230,11 @@ def canonical_notebook(sources: dict[str, str], flags: list[str],
     return notebook
 
 
-def record(root: Path, results: list, out: Path) -> dict[str, str]:
-    """Put every student's verdicts into nbgrader's gradebook and write their feedback to
-    OUT/feedback/<student>/<notebook>.html. Returns {student_id: problem} for any student
-    nbgrader could not record (their grades.csv row stands; the caller notes it)."""
+def record(root: Path, results: list, out: Path, scores: dict) -> dict[str, str]:
+    """Put every student's verdicts into nbgrader's gradebook, then the written answers'
+    scores (`publish`), and write their feedback to OUT/feedback/<student>/<notebook>.html.
+    Returns {student_id: problem} for any student nbgrader could not record (their grades.csv
+    row stands; the caller notes it)."""
     notebook_name = locate.NOTEBOOK
     verdicts = root / "verdicts"
     verdicts.mkdir(parents=True, exist_ok=True)
@@ -200,28 +242,72 @@ def record(root: Path, results: list, out: Path) -> dict[str, str]:
         folder = root / "submitted" / result.student_id / COURSE.assignment
         folder.mkdir(parents=True, exist_ok=True)
         shown = (result.notes_shown or result.notes) + (result.flags_shown or result.flags)
-        nbformat.write(canonical_notebook(result.sources, shown, result.language),
+        nbformat.write(canonical_notebook(result.sources, shown, result.written, result.language),
                        folder / notebook_name)
         tests = {gid: [score == maximum,
                        result.messages_shown.get(gid, result.messages.get(gid, ""))]
                  for _, gid, score, maximum in result.cells}
         (verdicts / f"{result.student_id}.json").write_text(
             json.dumps({"language": result.language, "tests": tests}), encoding="utf-8")
-    config = root / "nbgrader_config.py"
-    config.write_text(config.read_text() + _GRADING_CONFIG.format(verdicts=str(verdicts),
-                                                                  templates=str(TEMPLATES)))
-    problems = {}
+    configure(root)
     try:
         course.nbgrader(root, "autograde", COURSE.assignment, "--create", "--force")
-        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force")
+    except course.NbgraderError as error:
+        return {r.student_id: str(error).splitlines()[0] for r in results}
+    return publish(root, results, out, scores)
+
+
+def configure(root: Path) -> None:
+    """nbgrader's settings for grading in this course folder (paths as the folder is now)."""
+    root = Path(root).resolve()
+    course.write_config(root, _GRADING_CONFIG.format(verdicts=str(root / "verdicts"),
+                                                     templates=str(TEMPLATES)))
+
+
+def publish(root: Path, results: list, out: Path, scores: dict,
+            only: set[str] | None = None) -> dict[str, str]:
+    """Record the written answers' scores in the gradebook of an autograded course folder,
+    as formgrader does (a manual score and comment per cell; no score: it needs grading), then
+    write the feedback of every student (or of those in `only`, whose scores changed) and
+    check the gradebook against grades.csv's points."""
+    from nbgrader.api import Gradebook
+
+    configure(root)
+    stem = Path(locate.NOTEBOOK).stem
+    asked = written.questions()
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "sds-kit") as book:
+        for result in results:
+            for question in asked:
+                try:
+                    grade = book.find_grade(question.grade_id, stem, COURSE.assignment,
+                                            result.student_id)
+                    comment = book.find_comment(question.grade_id, stem, COURSE.assignment,
+                                                result.student_id)
+                except Exception:  # noqa: BLE001 - not recorded: the check below names them
+                    continue
+                score = scores.get((result.student_id, question.grade_id))
+                grade.manual_score = score.points if score else None
+                grade.needs_manual_grade = grade.manual_score is None and grade.auto_score is None
+                comment.manual_comment = (score.comment or None) if score else None
+        book.db.commit()
+    problems = {}
+    others = sorted(r.student_id for r in results if only is not None and r.student_id not in only)
+    if any("," in student for student in others):
+        others = []  # nbgrader takes the list comma-separated: then write everyone's feedback
+    exclude = [f"--CourseDirectory.student_id_exclude={','.join(others)}"] if others else []
+    try:
+        course.nbgrader(root, "generate_feedback", COURSE.assignment, "--force", *exclude)
     except course.NbgraderError as error:
         problems = {r.student_id: str(error).splitlines()[0] for r in results}
-    stem = Path(notebook_name).stem
     recorded = read_gradebook(root, [r.student_id for r in results])
     for result in results:
         if result.student_id in problems:
             continue
         expected = {gid: score for _, gid, score, _ in result.cells}
+        for question in asked:
+            points = written_scores.effective(result.written.get(question.grade_id),
+                                       scores.get((result.student_id, question.grade_id)))
+            expected[question.grade_id] = points or 0.0
         got = recorded.get(result.student_id, {})
         differ = sorted(gid for gid in expected.keys() | got.keys()
                         if got.get(gid) != expected.get(gid))
@@ -229,6 +315,8 @@ def record(root: Path, results: list, out: Path) -> dict[str, str]:
             problems[result.student_id] = ("its gradebook differs from the sandbox on "
                                            + ", ".join(differ))
             continue
+        if result.student_id in others:
+            continue  # its feedback page is the one it had
         page = root / "feedback" / result.student_id / COURSE.assignment / f"{stem}.html"
         destination = out / "feedback" / result.student_id / page.name
         destination.parent.mkdir(parents=True, exist_ok=True)

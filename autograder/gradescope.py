@@ -18,11 +18,13 @@ Each submission is graded exactly as `autograder/grade.py` grades one student
 (`grade.grade_student`: the same cell finding, the same sandboxed worker, the same checks).
 results.json holds one Gradescope test per test cell (`Blank N: visible test`, `Blank N: hidden
 test`), each with the student's message as its output; the hidden tests' results show only once
-the grades are published. The flags go to the submission's output and, for the staff, to
-`extra_data`. What the student reads is in the language of the edition they handed in (a Korean
-notebook gets Korean names, messages and flags; `extra_data` stays English). results.json is
-written whatever the submission does; run_autograder writes a zero-point result that asks for a
-regrade if this program itself cannot run.
+the grades are published. The written answers are not tests: the staff grade them as manually
+graded questions of the same assignment, and the output says so. The flags go to the
+submission's output and, for the staff, to `extra_data`. What the student reads is in the
+language of the edition they handed in (a Korean notebook gets Korean names, messages and flags;
+`extra_data` stays English). results.json is written whatever the submission does;
+run_autograder writes a zero-point result that asks for a regrade if this program itself cannot
+run.
 
 GRADESCOPE_ROOT moves `/autograder` (for a test, or a trial run on any machine), and
 GRADESCOPE_PYTHON picks the interpreter run_autograder uses (default: the environment that
@@ -165,8 +167,11 @@ def build(out: Path) -> Path:
 # Grading one submission (Gradescope's container).
 # ---------------------------------------------------------------------------------------
 def results_json(result) -> dict:
-    """grade.py's StudentResult -> Gradescope's results.json, in the student's language."""
-    from autograder import gradebook
+    """grade.py's StudentResult -> Gradescope's results.json, in the student's language: the
+    automatic points only (one test per test cell). The written questions are manually graded
+    questions of the same Gradescope assignment (README: Grade on Gradescope), so they are not
+    tests here."""
+    from autograder import gradebook, written
 
     language = result.language
     notebook = (COURSE.notebooks[0] if language == "en"
@@ -190,6 +195,12 @@ def results_json(result) -> dict:
                    "test and a hidden one; the hidden tests' results show once grades are "
                    "published.", notebook=notebook, total=format(total, "g"),
                    maximum=format(maximum, "g"))]
+    asked = written.questions()
+    if asked:
+        lines.append(tr_in(language, "Your written answers ({titles}: {points} points) are graded "
+                           "by hand, not here: the course staff adds their points to this "
+                           "assignment.", titles=", ".join(q.title(language) for q in asked),
+                           points=written.points_text(sum(q.points for q in asked))))
     notes = (result.flags_shown or result.flags) + (result.notes_shown or result.notes)
     if notes:
         lines += ["", tr_in(language, "Notes on your submission:")] + [f"- {n}" for n in notes]

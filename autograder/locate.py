@@ -93,8 +93,9 @@ def release_code() -> set[str]:
 
 
 def test_cells() -> dict[str, str]:
-    return {grade_id(c): source(c) for c in _release()
-            if (c.get("metadata", {}).get("nbgrader") or {}).get("grade")}
+    """The release's test cells (graded code cells; a written answer is graded too, by hand)."""
+    return {grade_id(c): source(c) for c in _release() if c.get("cell_type") == "code"
+            and (c.get("metadata", {}).get("nbgrader") or {}).get("grade")}
 
 
 @dataclass

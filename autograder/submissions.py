@@ -74,10 +74,14 @@ def solution_answers() -> dict[int, str]:
     return answers
 
 
-def fill(answers: dict[int, str | None], release: Path = NOTEBOOKS / NOTEBOOK) -> dict:
-    """The release notebook with blank k's stub replaced by answers[k] (None: left empty)."""
+def fill(answers: dict[int, str | None], release: Path = NOTEBOOKS / NOTEBOOK,
+         written: dict[str, str] | None = None) -> dict:
+    """The release notebook with blank k's stub replaced by answers[k] (None: left empty), and
+    each written question's YOUR ANSWER HERE by written[grade_id] (where given)."""
     notebook = copy.deepcopy(json.loads(Path(release).read_text()))
     cells = _cells_by_id(notebook)
+    for grade_id, text in (written or {}).items():
+        cells[grade_id]["source"] = _source(cells[grade_id]).replace("YOUR ANSWER HERE", text)
     for grade_id in {g for g, _ in BLANKS.values()}:
         cell = cells[grade_id]
         pieces = _STUB_LINES.split(_source(cell))

@@ -3,7 +3,7 @@
 Edit this file, then run `make release` to carry the changes into the notebooks.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,15 @@ class CourseConfig:
         """Every notebook in notebooks/: each of `notebooks`, then its editions."""
         return tuple(name for notebook in self.notebooks for name in
                      (notebook, *(self.edition(notebook, lang) for lang in self.editions)))
+
+    # Written answers, graded by hand (autograder/written.py): the points of each written
+    # question, by the grade_id of its answer cell. An answer cell is a markdown cell of
+    # solutions/ whose text holds a `### BEGIN SOLUTION` ... `### END SOLUTION` region: the model
+    # answer, then its rubric. `make release` writes these points into the cells' nbgrader
+    # metadata (a manually graded answer) and under each question's prompt; they add to the
+    # blanks' 14 points. 0 points: the question is not graded, and its model answer is cut from
+    # the release. Every answer cell needs an entry here.
+    written_points: dict[str, float] = field(default_factory=lambda: {"think_answers": 3})
 
     # Grading: seconds one cell may run, and one whole notebook, before it is stopped.
     cell_timeout_s: int = 300

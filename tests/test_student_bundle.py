@@ -118,9 +118,25 @@ def _model_answer_line() -> str:
     return max(region.splitlines(), key=len)
 
 
+def _rubric_line(korean: bool) -> str:
+    """A line of a written question's rubric (the English or the Korean edition's)."""
+    if korean:
+        text = next(SOLUTIONS.rglob("*.md")).read_text(encoding="utf-8")
+    else:
+        cells = json.loads((SOLUTIONS / NOTEBOOK).read_text())["cells"]
+        text = next(locate.source(c) for c in cells if locate.grade_id(c) == "think_answers")
+    marker = "**채점 기준" if korean else "**Rubric"
+    rubric = text.split(marker, 1)[1].split("### END SOLUTION", 1)[0]
+    return [line for line in rubric.splitlines() if line.startswith("- ")][1]
+
+
 INJECTIONS = {
     "a translated model answer": ("answer or hidden test", lambda b: _inject_into_markdown(
         b, _model_answer_line())),
+    "a rubric line": ("answer or hidden test", lambda b: _inject_into_markdown(
+        b, _rubric_line(korean=False))),
+    "a translated rubric line": ("answer or hidden test", lambda b: _inject_into_markdown(
+        b, _rubric_line(korean=True))),
     "answer line in a comment": ("answer or hidden test", lambda b: _append(
         b / "sdskit" / "figures.py", f"\n# the answer to blank 5: {_answer(5)}\n")),
     "re-spaced answer in a message": ("answer or hidden test", lambda b: _append(
