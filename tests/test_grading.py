@@ -354,7 +354,9 @@ def test_a_korean_students_feedback_is_korean(graded):
                  "its cells (Colab and some editors drop them), so each answer was found by "
                  "its code; nothing to fix") in mistake
     assert tr_in("ko", "Notes from the grader") in mistake
-    assert "14.0 / 14.0" in _page(graded, "1010")
+    # every blank's points, and the written answer not graded yet
+    assert f"14.0 / {14 + WRITTEN_MAX:.1f}" in _page(graded, "1010")
+    assert _page(graded, "1010").count("2.0 / 2.0") >= len(BLANKS)
 
 
 def test_the_staffs_files_stay_english(graded):
