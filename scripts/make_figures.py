@@ -4,6 +4,11 @@
     python scripts/make_figures.py --out DIR    # only write the PNGs into DIR (the drift test uses this)
     python scripts/make_figures.py --skip-slow  # leave the oracle check's figure (10-30 s) alone
 
+Each edition gets its own figures, drawn by the same code from the same data with its words
+(sdskit/i18n.py's catalogue) and a font for its letters (sdskit/fonts.py): English in
+assets/figures/, the others in assets/figures/<language>/ (ko). The English ones are attached to
+solutions/; scripts/make_translation.py attaches an edition's own to its notebook.
+
 The figures are drawn from what this machine can show honestly, with no real Stable Diffusion
 weights: the scheduler (noise schedule, noised picture, the figures of blanks 2, 6 and 7), the
 solution's own methods (blank 5's draws of t), plain resizing (blanks 3 and 4), the oracle prior
@@ -13,8 +18,8 @@ drawing, and every word on the figures, is in sdskit/chapter_figures.py; this sc
 they show. They are stored as markdown-cell attachments, so they show on GitHub, in Colab before
 anything runs and in Jupyter, and nbgrader copies them into the release.
 
-Deterministic output: the Agg backend, the DejaVu Sans font that ships with matplotlib, no PNG
-metadata, fixed seeds, then a 256-colour palette and PNG optimisation (Pillow) to keep them small.
+Deterministic output: the Agg backend, the DejaVu Sans font that ships with matplotlib (and
+the pinned NanumGothic for Hangul), no PNG metadata, fixed seeds, then a 256-colour palette and PNG optimisation (Pillow) to keep them small.
 """
 
 import argparse
@@ -38,10 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when
 
 from sdskit import chapter_figures, checks, figures, warmup  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.i18n import tr  # noqa: E402
+from sdskit.i18n import speaking, tr  # noqa: E402
 from sdskit.paths import ROOT, SOLUTIONS, TINY_SD  # noqa: E402
 
 FIGURES = ROOT / "assets" / "figures"
+LANGUAGES = ("en", *COURSE.editions)  # each edition's figures, with its words
 DPI = 80
 # Which markdown cell (grade_id) carries which figure.
 CELLS = {
@@ -109,7 +115,8 @@ def noising():
     return png_bytes(fig)
 
 
-def grad_over_t():
+@functools.lru_cache(maxsize=1)
+def _grad_over_t_data():
     """For the oracle prior: w(t), |eps_hat - eps| and |w (eps_hat - eps)| over t (RMS)."""
     sd = warmup.oracle_prior(solution_class(), figures.demo_image(64))
     start = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -127,7 +134,11 @@ def grad_over_t():
             weight.append(w)
             residual.append(rms)
             weighted.append(w * rms)
-    return png_bytes(chapter_figures.grad_over_t(steps, weight, residual, weighted))
+    return steps, weight, residual, weighted
+
+
+def grad_over_t():
+    return png_bytes(chapter_figures.grad_over_t(*_grad_over_t_data()))
 
 
 def step_range():
@@ -149,7 +160,8 @@ def blank4_encode():
     return png_bytes(chapter_figures.encode_path(render, bigger))
 
 
-def blank5_t():
+@functools.lru_cache(maxsize=1)
+def _blank5_data():
     """Draws of the solution's sample_timestep: over 20 ... 980, and over 3 ... 7."""
     sd = checks.reference_instance(solution_class())
     torch.manual_seed(5)
@@ -158,8 +170,11 @@ def blank5_t():
     right = torch.bincount(torch.cat([small.sample_timestep(1) for _ in range(5000)]), minlength=9)
     # torch.randint excludes its high: the off-by-one of autograder/mistakes.py
     wrong = torch.bincount(torch.randint(3, 7, (5000,)), minlength=9)
-    return png_bytes(chapter_figures.timestep_draws(draws, sd.min_step, sd.max_step,
-                                                    right[2:9].tolist(), wrong[2:9].tolist()))
+    return draws, sd.min_step, sd.max_step, right[2:9].tolist(), wrong[2:9].tolist()
+
+
+def blank5_t():
+    return png_bytes(chapter_figures.timestep_draws(*_blank5_data()))
 
 
 def blank6_weight():
@@ -170,14 +185,20 @@ def blank7_targets():
     return png_bytes(chapter_figures.targets(scheduler().alphas_cumprod))
 
 
+@functools.lru_cache(maxsize=1)
+def _warmup_result():  # computed once, drawn once per edition
+    return warmup.oracle_warmup(solution_class())
+
+
 def warmup_oracle():
-    return png_bytes(chapter_figures.warmup(warmup.oracle_warmup(solution_class())))
+    return png_bytes(chapter_figures.warmup(_warmup_result()))
 
 
-def oracle_check():
-    """Held-out views of the target, the NeRF at the start (its density blob), and the result,
-    from the check's own run (sdskit/oracle.py: its config, seed 0, as tests/test_oracle.py
-    runs it); its numbers go to oracle_check.json beside the figure."""
+@functools.lru_cache(maxsize=1)
+def _oracle_views():
+    """The check's own run (sdskit/oracle.py: its config, seed 0, as tests/test_oracle.py runs
+    it), once: held-out views of the target, the NeRF at the start (its density blob) and the
+    result ({row: [4, 3, 64, 64]}), its scores and its config."""
     from sdskit import nerf as N
     from sdskit import text_to_3d as T
     from sdskit.oracle import OracleCheck, held_out_cameras
@@ -191,12 +212,20 @@ def oracle_check():
     picked = [0, 3, 5, 6]
     camera = N.Camera(camera.radius[picked], camera.elevation[picked], camera.azimuth[picked],
                       camera.fov[picked])
-    rows = []
-    for name, model in ((tr("target"), check.target), (tr("start"), start),
-                        (tr("after SDS"), out["result"].model)):
+    views = {}
+    for name, model in (("target", check.target), ("start", start),
+                        ("after SDS", out["result"].model)):
         with torch.no_grad():
-            rows.append((name, T.evaluate_views(model, camera, 64)[0]))
-    cfg = check.config
+            views[name] = T.evaluate_views(model, camera, 64)[0]
+    return views, out, check.config
+
+
+def oracle_check():
+    """Part 6's figure, in the current language; and (English) the numbers it shows, which go
+    to oracle_check.json beside it."""
+    views, out, cfg = _oracle_views()
+    rows = [(tr("target"), views["target"]), (tr("start"), views["start"]),
+            (tr("after SDS"), views["after SDS"])]
     data = png_bytes(chapter_figures.oracle_check(rows, out["iou"], out["psnr"], out["steps"],
                                                   cfg.height, cfg.width))
     numbers = {"iou": round(out["iou"], 4), "psnr": round(out["psnr"], 3), "steps": out["steps"],
@@ -213,18 +242,28 @@ MAKERS = {"sds_pipeline.png": pipeline, "noise_schedule.png": noise_schedule,
           "oracle_check.png": oracle_check}
 
 
-def make(out: Path, skip_slow: bool = False) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+def folder(language: str, root: Path = FIGURES) -> Path:
+    """Where an edition's figures are: root/ for English, root/<language>/ for the others."""
+    return root if language == "en" else root / language
+
+
+def make(out: Path, skip_slow: bool = False, languages=LANGUAGES) -> list[Path]:
+    """Draw every figure in each language into folder(language, out); return the paths."""
     written = []
-    for name, maker in MAKERS.items():
-        if skip_slow and name in SLOW:
-            continue
-        made = maker()
-        if name == "oracle_check.png":
-            made, numbers = made
-            (out / ORACLE_NUMBERS.name).write_text(json.dumps(numbers, indent=1) + "\n")
-        (out / name).write_bytes(made)
-        written.append(out / name)
+    for language in languages:
+        target = folder(language, out)
+        target.mkdir(parents=True, exist_ok=True)
+        with speaking(language):
+            for name, maker in MAKERS.items():
+                if skip_slow and name in SLOW:
+                    continue
+                made = maker()
+                if name == "oracle_check.png":
+                    made, numbers = made
+                    if language == "en":  # the numbers of the English figure (the same in all)
+                        (out / ORACLE_NUMBERS.name).write_text(json.dumps(numbers, indent=1) + "\n")
+                (target / name).write_bytes(made)
+                written.append(target / name)
     return written
 
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from sdskit import fonts
 from sdskit.figures import _to_numpy_image
 from sdskit.i18n import tr
 
@@ -215,6 +216,7 @@ def weight(alphas_cumprod, min_step=20, max_step=980):
     ax[0].set_title(tr("the weight") + r" $w(t) = \sigma_t^2 = 1 - \bar\alpha_t$", fontsize=9)
     ax[1].semilogy(t, alpha / sigma, label=tr("without the weight") + r": $\alpha_t / \sigma_t$")
     ax[1].semilogy(t, alpha * sigma, label=tr("with the weight") + r" $w = \sigma_t^2$: $\alpha_t\sigma_t$")
+    fonts.log_ticks(ax[1].yaxis)
     ax[1].axvline(peak, color=GREY, lw=0.8)
     ax[1].annotate(tr("at most 1/2, at t = {t}", t=peak), (peak, 0.5), xytext=(peak + 40, 1.5),
                    fontsize=8, arrowprops={"arrowstyle": "->", "color": GREY})
@@ -266,6 +268,7 @@ def grad_over_t(steps, weight_values, residual, weighted):
     ax[1].semilogy(steps, residual, label=r"$\|\hat\epsilon - \epsilon\|$ (RMS)")
     ax[1].semilogy(steps, weighted, label=r"$w(t)\,\|\hat\epsilon - \epsilon\|$ (RMS), " +
                    tr("the gradient"))
+    fonts.log_ticks(ax[1].yaxis)
     peak = steps[max(range(len(weighted)), key=weighted.__getitem__)]
     ax[1].axvline(peak, color=GREY, lw=0.8)
     ax[1].set_title(tr("SDS gradient size, oracle prior, a noise picture (peak at t = {t})",

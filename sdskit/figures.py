@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from sdskit import fonts
 from sdskit.i18n import tr
 
 
@@ -63,11 +64,13 @@ def plot_noise_schedule(alphas_cumprod: torch.Tensor, min_step: int | None = Non
     ax[0].set_title(tr("Stable Diffusion's noise schedule"))
     snr = abar / (1 - abar)
     ax[1].semilogy(t, snr)
+    fonts.log_ticks(ax[1].yaxis)
     ax[1].set_xlabel(tr("timestep t"))
-    ax[1].set_title(tr("signal-to-noise ratio") + r" $\bar\alpha_t / (1-\bar\alpha_t)$")
+    ax[1].set_title(tr(r"signal-to-noise ratio $\bar\alpha_t / (1-\bar\alpha_t)$"))
     if min_step is not None and max_step is not None:
         for a in ax:
-            a.axvspan(min_step, max_step, color="grey", alpha=0.12, label=tr("SDS samples t here"))
+            a.axvspan(min_step, max_step, color="grey", alpha=0.12,
+                      label=tr("SDS samples t here"))
         ax[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -199,6 +202,7 @@ def plot_losses(runs: dict):
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for label, values in runs.items():
         ax.semilogy(values, lw=0.8, label=label)
+    fonts.log_ticks(ax.yaxis)
     ax.set_xlabel(tr("step"))
     ax.set_ylabel("1/2 ||g||^2 / B")
     ax.set_title(tr("what train_step returned: the gradient's size, not an objective"), fontsize=10)
