@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder.locate import grade_id as _grade_id, part7
 from sdskit.config import COURSE
 from sdskit.paths import ROOT, SOLUTIONS
 
@@ -41,6 +42,7 @@ def create(root: Path) -> Path:
     source.mkdir(parents=True)
     for name in COURSE.notebooks:
         notebook = json.loads((SOLUTIONS / name).read_text())
+        apply_settings(notebook)
         strip_model_answers(notebook)
         (source / name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
     (root / "nbgrader_config.py").write_text(_CONFIG.format(
@@ -85,11 +87,26 @@ def sync_setup_cell(path: Path) -> bool:
     return new != text
 
 
+def apply_settings(notebook: dict, config=COURSE) -> None:
+    """The course's settings (sdskit/config.py) applied to a source notebook, before nbgrader:
+    Part 7 left out with experiments = "off", and the points of each written answer."""
+    if config.experiments == "off":
+        notebook["cells"] = [c for c in notebook["cells"] if not part7(_grade_id(c) or "")]
+    for cell in notebook["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader") or {}
+        if cell["cell_type"] == "markdown" and meta.get("grade") and meta.get("solution") \
+                and meta.get("grade_id") in config.written_points:
+            meta["points"] = config.written_points[meta["grade_id"]]
+
+
 _ANSWER = re.compile(r"^### BEGIN SOLUTION\n.*?^### END SOLUTION\n?", re.M | re.S)
 
 
 def strip_model_answers(notebook: dict) -> None:
     """Replace the model answers of ungraded markdown cells ("think about it") by a stub.
+
+    A written answer graded by hand (a "manually graded answer" cell, nbgrader's solution: true)
+    keeps its region: nbgrader itself clears it in the release and keeps the question above it.
 
     nbgrader accepts a solution region in a markdown cell only if the cell is graded by hand, and
     these questions are not graded; so their answer cells are plain markdown cells in solutions/,
@@ -98,7 +115,8 @@ def strip_model_answers(notebook: dict) -> None:
     """
     for cell in notebook["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "markdown" and _ANSWER.search(text):
+        graded = (cell.get("metadata", {}).get("nbgrader") or {}).get("solution")
+        if cell["cell_type"] == "markdown" and _ANSWER.search(text) and not graded:
             stripped = _ANSWER.sub("YOUR ANSWER HERE\n", text).rstrip("\n")
             cell["source"] = [line + "\n" for line in stripped.split("\n")[:-1]] + [stripped.split("\n")[-1]]
 

@@ -68,7 +68,19 @@ from autograder import collection, course, gradebook, locate, sandbox  # noqa: E
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
-BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
+# Test cells blankN_visible and blankN_hidden -> column blankN; Part 7's expN_... -> expN.
+BLANK = re.compile(r"^((?:blank|exp)\d+)_(?:visible|hidden)$")
+
+
+def is_bonus(grade_id: str) -> bool:
+    """True for the cells whose points are bonus: Part 7's, with experiments = "bonus"."""
+    return COURSE.experiments == "bonus" and locate.part7(grade_id)
+
+
+def _column_order(name: str) -> tuple:
+    """blank1 ... blank7, then exp1 ... exp3."""
+    match = re.fullmatch(r"(blank|exp)(\d+)", name)
+    return (match.group(1) != "blank", int(match.group(2)))
 
 
 @dataclass
@@ -92,7 +104,12 @@ class StudentResult:
 
     @property
     def total(self) -> float:
-        return sum(score for _, _, score, _ in self.cells)
+        """The points that count: every test's, less the bonus ones (is_bonus)."""
+        return sum(score for _, gid, score, _ in self.cells if not is_bonus(gid))
+
+    @property
+    def bonus(self) -> float:
+        return sum(score for _, gid, score, _ in self.cells if is_bonus(gid))
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -119,13 +136,14 @@ def find_class_folder(submissions: Path, workdir: Path) -> Path:
 
 
 def max_points() -> dict[tuple[str, str], float]:
-    """(notebook, grade_id) -> points, for every graded cell of the release notebook."""
+    """(notebook, grade_id) -> points, for every test cell of the release notebook. Written
+    answers (cells graded by hand) are not graded here."""
     points = {}
     for name in COURSE.notebooks:
         notebook = json.loads((NOTEBOOKS / name).read_text())
         for cell in notebook["cells"]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
-            if meta.get("grade"):
+            if meta.get("grade") and cell.get("cell_type") == "code":
                 points[(Path(name).stem, meta["grade_id"])] = float(meta.get("points", 0))
     return points
 
@@ -146,19 +164,23 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
     located = locate.locate(student_dir)
     result.flags.extend(located.flags)
     result.sources = dict(located.cells)
-    verdicts: dict[int, dict] = {}
+    verdicts: dict[str, dict] = {}
+    experiments = locate.experiments_released()  # {"exp1": "exp1_code", ...}; none when off
+    units = [*sorted(locate.BLANK_CELLS), *experiments]  # 1 ... 7, "exp1" ... "exp3"
+    cell_of = {**locate.BLANK_CELLS, **experiments}
     if located.fatal is None:
         task = {"setup": release["imports"], "release_class": release["blank1_2_class"],
-                "cells": located.cells, "blanks": sorted(locate.BLANK_CELLS),
-                "blank_cells": {str(b): g for b, g in locate.BLANK_CELLS.items()},
-                "methods": locate.METHODS, "limits": sandbox.limits(),
+                "cells": located.cells, "blanks": units,
+                "blank_cells": {str(b): g for b, g in cell_of.items()},
+                "methods": locate.METHODS, "functions": locate.FUNCTIONS,
+                "limits": sandbox.limits(),
                 "scratch": f"/tmp/grading-{os.getpid()}-{uuid.uuid4().hex}"}
         try:
             if worker_box[0] is None:
                 worker_box[0] = sandbox.Worker()
             answer = worker_box[0].grade(task, COURSE.student_timeout_s + 120)
             result.cpu_s = round(float(answer.pop("cpu", {}).get("student", 0.0)), 3)
-            verdicts = {int(b): v for b, v in answer.items()}
+            verdicts = {str(b): v for b, v in answer.items()}
         except (sandbox.WorkerDied, ValueError) as error:
             worker_box[0] = None
             result.flags.append(f"the grader stopped while grading this notebook ({error}): "
@@ -170,19 +192,22 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
         result.notes.append(located.fatal + ": 0 points for it")
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
-    for blank in sorted(locate.BLANK_CELLS):
-        entry = verdicts.get(blank) or {}
+    for unit in units:
+        entry = verdicts.get(str(unit)) or {}
         outcome = entry.get("results")
+        name = f"blank {unit}" if isinstance(unit, int) else f"experiment {unit[3:]}"
         if entry.get("flag"):
-            extra_flags.append(f"blank {blank}: {entry['flag']}")
+            extra_flags.append(f"{name}: {entry['flag']}")
         for cases in ("visible", "hidden"):
-            gid = f"blank{blank}_{cases}"
+            gid = f"blank{unit}_{cases}" if isinstance(unit, int) else f"{unit}_{cases}"
             if outcome:
                 ok, message = outcome[cases]
             elif located.fatal:
                 ok, message = False, located.fatal
-            elif locate.BLANK_CELLS[blank] in located.missing:
-                ok, message = False, "No cell of your notebook defines this blank."
+            elif cell_of[unit] in located.missing:
+                ok, message = False, ("No cell of your notebook defines this blank."
+                                      if isinstance(unit, int) else "No cell of your notebook "
+                                      f"defines {locate.FUNCTIONS[cell_of[unit]]} ({name}).")
             else:
                 ok, message = False, "Not graded (the grader stopped)."
             maximum = points.get((notebook, gid), 0.0)
@@ -240,9 +265,12 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
+    """cells.csv and grades.csv. With experiments = "bonus", Part 7's points go to `bonus`
+    (out of `max_bonus`) and stay out of `total` and `max_total`."""
     blanks = sorted({BLANK.match(gid).group(1) for _, gid in points if BLANK.match(gid)},
-                    key=lambda name: int(name[5:]))
+                    key=_column_order)
     others = sorted({gid for _, gid in points if not BLANK.match(gid)})
+    bonus = [gid for _, gid in points if is_bonus(gid)]
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "notebook", "grade_id", "points", "max_points"])
@@ -251,13 +279,16 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
                 writer.writerow([result.student_id, notebook, grade_id, score, maximum])
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", *blanks, *others, "total", "max_total", "notes", "flags"])
+        writer.writerow(["student_id", *blanks, *others, "total", "max_total",
+                         *(["bonus", "max_bonus"] if bonus else []), "notes", "flags"])
+        counted = sum(p for (_, gid), p in points.items() if not is_bonus(gid))
+        extra = sum(p for (_, gid), p in points.items() if is_bonus(gid))
         for result in results:
             by_column = result.points_by_column()
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
-                             *(by_column.get(c, 0.0) for c in others), result.total,
-                             sum(points.values()), "; ".join(result.notes),
-                             "; ".join(result.flags)])
+                             *(by_column.get(c, 0.0) for c in others), result.total, counted,
+                             *([result.bonus, extra] if bonus else []),
+                             "; ".join(result.notes), "; ".join(result.flags)])
 
 
 def _message_kind(message: str) -> str:
@@ -277,19 +308,22 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
     with the number of students who got it (a student counts once per message)."""
     rows = []
     rates = {}
-    for blank in sorted(locate.BLANK_CELLS):
+    units = [f"blank{b}" for b in sorted(locate.BLANK_CELLS)]
+    units += sorted({BLANK.match(gid).group(1) for result in results for _, gid, _, _ in result.cells
+                     if BLANK.match(gid) and locate.part7(gid)}, key=_column_order)
+    for unit in units:
         passed, failures = 0, Counter()
         for result in results:
             ok = all(score == maximum for _, gid, score, maximum in result.cells
-                     if gid.startswith(f"blank{blank}_"))
+                     if gid.startswith(f"{unit}_"))
             passed += ok
-            messages = {_message_kind(result.messages.get(f"blank{blank}_{cases}", ""))
+            messages = {_message_kind(result.messages.get(f"{unit}_{cases}", ""))
                         for cases in ("visible", "hidden")}
             failures.update(m for m in messages if m and m != "passed")
-        rates[blank] = passed / len(results) if results else 0.0
+        rates[unit] = passed / len(results) if results else 0.0
         top = failures.most_common(REPORT_TOP) or [("", 0)]
         for rank, (message, count) in enumerate(top, 1):
-            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", passed, rank if count else "",
+            rows.append([unit, f"{rates[unit]:.3f}", passed, rank if count else "",
                          message, count])
     with open(out / "class_report.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -299,8 +333,9 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
     plot_pass_rates(rates, len(results), out / "class_report.png")
 
 
-def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
-    """A bar per blank with its pass rate written on it, so 0% still shows."""
+def plot_pass_rates(rates: dict[str, float], students: int, path: Path) -> None:
+    """A bar per blank (and per experiment) with its pass rate written on it, so 0% still
+    shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -308,11 +343,14 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
     percent = [100 * r for r in rates.values()]
-    bars = axis.bar([f"blank {b}" for b in rates], percent, color="#4c72b0")
+    names = [re.sub(r"^(blank|exp)(\d+)$", lambda m: f"{m.group(1)} {m.group(2)}", u)
+             for u in rates]
+    bars = axis.bar(names, percent, color="#4c72b0")
     axis.bar_label(bars, labels=[f"{p:.0f}%" for p in percent], padding=2, fontsize=9)
     axis.set_ylim(0, 112)
     axis.set_yticks(range(0, 101, 25))
     axis.set_ylabel("students passing both tests (%)")
+    axis.tick_params(axis="x", labelsize=8)
     axis.set_title(f"Pass rate per blank ({students} student{'s' if students != 1 else ''})")
     axis.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
@@ -322,13 +360,19 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
 
 def print_table(results: list[StudentResult]) -> None:
     width = max([len(r.student_id) for r in results] + [10])
-    print(f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total")
+    columns = [f"blank{i}" for i in range(1, 8)]
+    columns += sorted({c for r in results for c in r.points_by_column() if c.startswith("exp")},
+                      key=_column_order)
+    heads = [f"b{c[5:]}" if c.startswith("blank") else f"e{c[3:]}" for c in columns]
+    print(f"{'student':<{width}}  " + " ".join(heads) + "   total")
     for result in results:
         per_blank = result.points_by_column()
-        maximum = sum(m for *_, m in result.cells)
-        row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
+        maximum = sum(m for _, gid, _, m in result.cells if not is_bonus(gid))
+        row = " ".join(f"{per_blank.get(c, 0):>2g}" for c in columns)
         notes = "; ".join(result.notes + result.flags)
-        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}"
+        bonus = (f" +{result.bonus:g} bonus" if any(is_bonus(gid) for _, gid, _, _ in result.cells)
+                 else "")
+        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}{bonus}"
               + (f"   ({notes})" if notes else ""))
 
 

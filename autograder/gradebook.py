@@ -60,9 +60,13 @@ def cell_label(grade_id: str, is_test: bool) -> str:
     if blanks:
         return (f"Your answer to blank {blanks[0]}" if len(blanks) == 1 else
                 "Your answer to blanks " + " and ".join(str(b) for b in blanks))
-    match = re.fullmatch(r"blank(\d+)_(visible|hidden)", grade_id or "")
+    experiments = [u for u, gid in locate.EXPERIMENT_CELLS.items() if gid == grade_id]
+    if experiments:
+        return f"Your answer to experiment {experiments[0][3:]}"
+    match = re.fullmatch(r"(blank|exp)(\d+)_(visible|hidden)", grade_id or "")
     if is_test and match:
-        return f"Blank {match.group(1)}: {match.group(2)} test"
+        kind = "Blank" if match.group(1) == "blank" else "Experiment"
+        return f"{kind} {match.group(2)}: {match.group(3)} test"
     return grade_id or ""
 
 
@@ -73,17 +77,19 @@ class FeedbackView(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         """Also gives the template resources["sds_blanks"]: per blank, its tests' points."""
         nb, resources = super().preprocess(nb, resources)
-        blanks: dict[int, list[dict]] = {}
+        blanks: dict[tuple, list[dict]] = {}
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader") or {}
-            match = re.fullmatch(r"blank(\d+)_(visible|hidden)", meta.get("grade_id") or "")
+            match = re.fullmatch(r"(blank|exp)(\d+)_(visible|hidden)", meta.get("grade_id") or "")
             if meta.get("grade") and match:
-                blanks.setdefault(int(match.group(1)), []).append(
+                blanks.setdefault((match.group(1) != "blank", int(match.group(2))), []).append(
                     {"grade_id": meta["grade_id"], "score": float(meta.get("score") or 0),
                      "points": float(meta.get("points") or 0)})
+        bonus = " (bonus)" if COURSE.experiments == "bonus" else ""
         resources["sds_blanks"] = [
-            {"blank": blank, "tests": tests, "score": sum(t["score"] for t in tests),
-             "points": sum(t["points"] for t in tests)} for blank, tests in sorted(blanks.items())]
+            {"blank": f"experiment {number}{bonus}" if experiment else number, "tests": tests,
+             "score": sum(t["score"] for t in tests), "points": sum(t["points"] for t in tests)}
+            for (experiment, number), tests in sorted(blanks.items())]
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
@@ -169,7 +175,8 @@ def record(root: Path, results: list, out: Path) -> dict[str, str]:
             continue
         expected = {gid: score for _, gid, score, _ in result.cells}
         got = recorded.get(result.student_id, {})
-        differ = sorted(gid for gid in expected.keys() | got.keys()
+        written = locate.written_cells()  # graded by hand, in nbgrader's formgrader
+        differ = sorted(gid for gid in expected.keys() | (got.keys() - written)
                         if got.get(gid) != expected.get(gid))
         if differ:
             problems[result.student_id] = ("its gradebook differs from the sandbox on "

@@ -41,6 +41,8 @@ from pathlib import Path
 from sdskit.config import COURSE
 from sdskit.paths import ROOT
 
+BLANK_NUMBERS = range(1, 8)  # the seven blanks; experiment N is test number 7 + N
+
 # What of the repository goes into the zip (folders recursively), relative to ROOT, and what
 # of those folders stays out: the generated answers and the solution notebook's reader.
 CONTENTS = ("requirements.txt", "sdskit", "assets", "notebooks", "autograder")
@@ -157,23 +159,32 @@ def build(out: Path) -> Path:
 # ---------------------------------------------------------------------------------------
 def results_json(result) -> dict:
     """grade.py's StudentResult -> Gradescope's results.json."""
+    from autograder.grade import is_bonus
+
     tests = []
     for _, grade_id, score, maximum in result.cells:
-        match = re.match(r"blank(\d+)_(visible|hidden)$", grade_id)
-        blank, cases = (match.group(1), match.group(2)) if match else (grade_id, "visible")
+        match = re.match(r"(blank|exp)(\d+)_(visible|hidden)$", grade_id)
+        kind, unit, cases = match.groups() if match else ("blank", grade_id, "visible")
+        # Experiments are numbered after the seven blanks (8, 9, 10), so they sort after them.
+        number = unit if kind == "blank" else str(len(BLANK_NUMBERS) + int(unit))
+        name = f"Blank {unit}: {cases} test" if kind == "blank" else \
+            f"Experiment {unit}: {cases} test"
+        bonus = is_bonus(grade_id)  # worth 0 of the total, but its score adds to it
         tests.append({
-            "name": f"Blank {blank}: {cases} test",
-            "number": f"{blank}.{1 if cases == 'visible' else 2}",
+            "name": name + (" (bonus)" if bonus else ""),
+            "number": f"{number}.{1 if cases == 'visible' else 2}",
             "score": score,
-            "max_score": maximum,
+            "max_score": 0.0 if bonus else maximum,
             "output": result.messages.get(grade_id, "").strip(),
             "visibility": "after_published" if cases == "hidden" else "visible",
         })
     total = sum(test["score"] for test in tests)
     maximum = sum(test["max_score"] for test in tests)
-    lines = [f"{COURSE.notebooks[0]}: {total:g} of {maximum:g} points. Each blank has a "
-             "visible test and a hidden one; the hidden tests' results show once grades are "
-             "published."]
+    extra = sum(test["score"] for test in tests if test["name"].endswith("(bonus)"))
+    lines = [f"{COURSE.notebooks[0]}: {total:g} of {maximum:g} points"
+             + (f", {extra:g} of them bonus points (Part 7)" if extra else "")
+             + ". Each blank has a visible test and a hidden one; the hidden tests' results "
+             "show once grades are published."]
     notes = result.flags + result.notes
     if notes:
         lines += ["", "Notes on your submission:"] + [f"- {note}" for note in notes]

@@ -109,7 +109,8 @@ def _secrets_before_public() -> dict[str, str]:
             add(region, f"model answer in {path.relative_to(SOLUTIONS)}")
             for line in region.splitlines():
                 add(line, f"model answer line in {path.relative_to(SOLUTIONS)}")
-    for blank, text in submissions.ALTERNATIVES.items():
+    for blank, text in {**submissions.ALTERNATIVES,
+                        **submissions.EXPERIMENT_ALTERNATIVES}.items():
         add(text, f"correct alternative for blank {blank}")
         for line in text.splitlines():
             add(line, f"correct alternative for blank {blank}", code=True)

@@ -46,6 +46,9 @@ CELLS = {
     "grad_over_t.png": "md_43",
     "warmup_oracle.png": "md_warmup",
     "oracle_check.png": "md_45",
+    "exp1_weighting.png": "exp1_run_md",
+    "exp2_schedule.png": "exp2_run_md",
+    "exp3_guidance.png": "exp3_run_md",
 }
 SLOW = {"oracle_check.png"}
 
@@ -223,9 +226,46 @@ def oracle_check():
     return png_bytes(fig)
 
 
+@functools.lru_cache(maxsize=1)
+def solution_functions():
+    from autograder.notebook_code import solution_functions as make
+
+    return make()
+
+
+def _experiment_png(fig) -> bytes:
+    fig.set_size_inches(10, 5.4)
+    return png_bytes(fig)
+
+
+def exp1_weighting():
+    """Part 7, experiment 1 on the oracle, with the solution's sds_weight."""
+    from sdskit import experiment_plots, experiments
+
+    result = experiments.weighting_oracle(solution_class(), solution_functions()["sds_weight"])
+    return _experiment_png(experiment_plots.plot_weighting(result))
+
+
+def exp2_schedule():
+    from sdskit import experiment_plots, experiments
+
+    result = experiments.schedule_oracle(solution_class(),
+                                         solution_functions()["annealed_timestep"])
+    return _experiment_png(experiment_plots.plot_schedule(result))
+
+
+def exp3_guidance():
+    from sdskit import experiment_plots, experiments
+
+    result = experiments.guidance_oracle(solution_class(), solution_functions()["csd_gradient"])
+    return _experiment_png(experiment_plots.plot_guidance(result))
+
+
 MAKERS = {"sds_pipeline.png": pipeline, "noise_schedule.png": noise_schedule,
           "noising.png": noising, "grad_over_t.png": grad_over_t,
-          "warmup_oracle.png": warmup_oracle, "oracle_check.png": oracle_check}
+          "warmup_oracle.png": warmup_oracle, "oracle_check.png": oracle_check,
+          "exp1_weighting.png": exp1_weighting, "exp2_schedule.png": exp2_schedule,
+          "exp3_guidance.png": exp3_guidance}
 
 
 def make(out: Path, skip_slow: bool = False) -> list[Path]:

@@ -42,6 +42,7 @@ def source_notebook(notebook: str, language: str | None = None) -> dict:
                   "problems (`python scripts/make_translation.py` lists them); cells without a "
                   "translation stay in English")
         source = make_translation.edition_notebook(notebook, language)
+    course.apply_settings(source)
     course.strip_model_answers(source)
     return source
 

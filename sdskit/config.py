@@ -3,7 +3,7 @@
 Edit this file, then run `make release` to carry the changes into the notebooks.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,29 @@ class CourseConfig:
 
     # The real model students use on a Colab GPU (a key of sdskit.loading.MODEL_IDS).
     sd_version: str = "2.1"
+
+    # Part 7, the experiments: three functions graded like the blanks (exp1..exp3, a visible
+    # and a hidden test of 1 point each) and three written answers graded by hand.
+    #   "graded": their points count like the blanks' (max_total includes them);
+    #   "bonus":  their points are reported in a column of their own, `bonus`, and left out of
+    #             `total` and `max_total` (Gradescope: tests worth 0 that add to the score);
+    #   "off":    the release has no Part 7 at all, and nothing of it is graded.
+    # `make release` applies it (scripts/make_release.py); re-run it after a change.
+    experiments: str = "graded"
+    # Points of each written answer, by the grade_id of its cell ("manually graded answer" cells
+    # in solutions/); `make release` writes them into the cells' metadata.
+    written_points: dict = field(default_factory=lambda: {
+        "exp1_answer": 2, "exp2_answer": 2, "exp3_answer": 2})
+
+    def __post_init__(self):
+        if self.experiments not in ("graded", "bonus", "off"):
+            raise ValueError(f"sdskit/config.py: experiments = {self.experiments!r}, but it must "
+                             "be 'graded', 'bonus' or 'off' (see the comment above it).")
+        bad = {k: v for k, v in self.written_points.items()
+               if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0}
+        if bad:
+            raise ValueError(f"sdskit/config.py: written_points {bad} must be numbers of points, "
+                             "0 or more.")
 
 
 def _from_environment(config: CourseConfig) -> CourseConfig:

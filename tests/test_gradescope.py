@@ -29,7 +29,8 @@ def _release_points() -> dict[str, float]:
     """grade_id -> points of every test cell of the release notebook."""
     cells = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())["cells"]
     return {c["metadata"]["nbgrader"]["grade_id"]: float(c["metadata"]["nbgrader"]["points"])
-            for c in cells if c["metadata"].get("nbgrader", {}).get("grade")}
+            for c in cells if c["metadata"].get("nbgrader", {}).get("grade")
+            and c["cell_type"] == "code"}  # written answers are graded by hand, not here
 
 
 def _layout(base: Path, name: str, zip_path: Path, files: dict[str, bytes]) -> Path:
@@ -91,13 +92,13 @@ def emulated(tmp_path_factory):
     expected["not_a_notebook"] = messy_expected["not_json"][0]
     nothing = _layout(base, "no_notebook", zip_path, {"answers.pdf": b"%PDF-1.4 not a notebook"})
     results["no_notebook"] = _run_autograder(nothing)
-    expected["no_notebook"] = {b: 0.0 for b in submissions.BLANKS}
+    expected["no_notebook"] = {b: 0.0 for b in submissions.graded_units()}
     # Valid JSON, but a cell's source is a number: the notebook must still get its result.
     odd = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
            "cells": [{"cell_type": "code", "metadata": {}, "source": 5, "outputs": []}]}
     malformed = _layout(base, "malformed", zip_path, {NOTEBOOK: json.dumps(odd).encode()})
     results["malformed"] = _run_autograder(malformed)
-    expected["malformed"] = {b: 0.0 for b in submissions.BLANKS}
+    expected["malformed"] = {b: 0.0 for b in submissions.graded_units()}
     broken = _layout(base, "grader_broken", zip_path, {NOTEBOOK: b"{}"})
     results["grader_broken"] = _run_autograder(broken, python="/bin/false")
     return {"results": results, "expected": expected, "zip": zip_path}
@@ -114,7 +115,9 @@ def test_points_per_blank(emulated, student):
     results = emulated["results"][student]
     got = {}
     for test in results["tests"]:
-        blank = int(test["number"].split(".")[0])
+        number = int(test["number"].split(".")[0])  # experiments come after the seven blanks
+        seven = len(submissions.BLANKS)
+        blank = number if number <= seven else f"exp{number - seven}"
         got[blank] = got.get(blank, 0.0) + test["score"]
     assert got == emulated["expected"][student], results["output"]
     assert results["score"] == sum(got.values())

@@ -16,12 +16,17 @@ import zipfile
 
 import pytest
 
-from autograder import collection, grade, gradebook, submissions
+from autograder import collection, grade, gradebook, locate, submissions
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
 
 POINTS_PER_BLANK = 2.0
 BLANKS = sorted(submissions.BLANKS)
+UNITS = submissions.graded_units()  # the blanks, then Part 7's experiments ("exp1" ...)
+
+
+def _column(unit) -> str:
+    return f"blank{unit}" if isinstance(unit, int) else unit
 # The three students of the plain nbgrader recipe, as Canvas names their files.
 CANVAS = {"1001": "completeann_1001_5001_sds_assignment.ipynb",
           "1002": "late_partlybo_1002_5002_sds_assignment.ipynb",
@@ -39,25 +44,29 @@ def graded(tmp_path_factory):
     partly = {**solution, 5: submissions.MISTAKES[5], 7: submissions.MISTAKES[7], 3: None}
     answers = {CANVAS["1001"]: solution, CANVAS["1002"]: partly, CANVAS["1003"]: {},
                "alternatives.ipynb": {**solution, **submissions.ALTERNATIVES}}
-    expected = {"1001": {b: POINTS_PER_BLANK for b in BLANKS},
-                "1002": {b: 0.0 if b in (3, 5, 7) else POINTS_PER_BLANK for b in BLANKS},
-                "1003": {b: 0.0 for b in BLANKS},
-                "alternatives": {b: POINTS_PER_BLANK for b in BLANKS}}
+    answers["alternatives.ipynb"].update(submissions.EXPERIMENT_ALTERNATIVES)
+    expected = {"1001": {b: POINTS_PER_BLANK for b in UNITS},
+                "1002": {b: 0.0 if b in (3, 5, 7) else POINTS_PER_BLANK for b in UNITS},
+                "1003": {b: 0.0 for b in UNITS},
+                "alternatives": {b: POINTS_PER_BLANK for b in UNITS}}
     for blank in BLANKS:
         name = f"mistake{blank}.ipynb"
         if blank == 7:  # one student from Moodle
             name = "Mo Seven_1007_assignsubmission_file_sds_assignment.ipynb"
         answers[name] = {**solution, blank: submissions.MISTAKES[blank]}
         expected["1007" if blank == 7 else f"mistake{blank}"] = {
-            b: 0.0 if b == blank else POINTS_PER_BLANK for b in BLANKS}
+            b: 0.0 if b == blank else POINTS_PER_BLANK for b in UNITS}
+    if len(UNITS) > len(BLANKS):  # Part 7 released: one student with each experiment wrong
+        answers["expmistakes.ipynb"] = {**solution, **submissions.EXPERIMENT_MISTAKES}
+        expected["expmistakes"] = {b: POINTS_PER_BLANK if b in BLANKS else 0.0 for b in UNITS}
     for name, filled in answers.items():
         (flat / name).write_text(json.dumps(submissions.fill(filled), indent=1))
     korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"))
     (flat / KOREAN).write_text(json.dumps(korean, indent=1, ensure_ascii=False))
-    expected["1010"] = {b: POINTS_PER_BLANK for b in BLANKS}
+    expected["1010"] = {b: POINTS_PER_BLANK for b in UNITS}
     (flat / "missingmo_1009_5009_notes.txt").write_text("forgot the notebook")
     (flat / "broken.ipynb").write_text('{"cells": [ this is not json')
-    expected["1009"] = expected["broken"] = {b: 0.0 for b in BLANKS}
+    expected["1009"] = expected["broken"] = {b: 0.0 for b in UNITS}
     (flat / UNASSIGNED[0]).write_text(json.dumps(submissions.fill(solution)))
     (flat / UNASSIGNED[1]).write_text("not a submission")
     archive = tmp_path_factory.mktemp("zip") / "class.zip"
@@ -81,13 +90,14 @@ def test_every_student_gets_a_row(graded):
 
 @pytest.mark.parametrize("student", ["1001", "1002", "1003", "1007", "1009", "1010",
                                      "alternatives", "broken",
-                                     *[f"mistake{b}" for b in BLANKS[:-1]]])
+                                     *[f"mistake{b}" for b in BLANKS[:-1]],
+                                     *(["expmistakes"] if len(UNITS) > len(BLANKS) else [])])
 def test_points_per_blank(graded, student):
     row = graded["rows"][student]
-    got = {b: float(row[f"blank{b}"]) for b in BLANKS}
+    got = {b: float(row[_column(b)]) for b in UNITS}
     assert got == graded["expected"][student], f"{student}: {row}"
     assert float(row["total"]) == sum(got.values())
-    assert float(row["max_total"]) == POINTS_PER_BLANK * len(BLANKS)
+    assert float(row["max_total"]) == POINTS_PER_BLANK * len(UNITS)
 
 
 def test_reasons_are_written_down(graded):
@@ -103,7 +113,7 @@ def test_cells_csv_and_feedback(graded):
         cells = list(csv.DictReader(handle))
     assert set(cells[0]) == {"student_id", "notebook", "grade_id", "points", "max_points"}
     solution = [c for c in cells if c["student_id"] == "1001"]
-    assert len(solution) == 2 * len(BLANKS)
+    assert len(solution) == 2 * len(UNITS)
     assert all(float(c["points"]) == float(c["max_points"]) for c in solution)
     html = (out / "feedback" / "mistake6" / "sds_assignment.html").read_text()
     assert "sign is flipped" in html, "the student's feedback should carry the check's message"
@@ -239,9 +249,11 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     assert sorted(p.name for p in (course / "submitted").iterdir()) == sorted(CANVAS)
     from nbgrader.api import Gradebook
 
+    written = locate.written_cells()  # graded by hand in formgrader; grade.py leaves them out
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "sds-course") as book:
         plain = {student: {g.name: float(g.score or 0) for g in
-                           book.find_submission_notebook("sds_assignment", "sds", student).grades}
+                           book.find_submission_notebook("sds_assignment", "sds", student).grades
+                           if g.name not in written}
                  for student in CANVAS}
     with open(graded["out"] / "cells.csv") as handle:
         ours = {}

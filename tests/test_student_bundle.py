@@ -148,8 +148,8 @@ def _student_env() -> dict:
 
 def test_hidden_checks_in_a_student_copy_say_so_in_one_line(bundle, tmp_path):
     copy = shutil.copytree(bundle, tmp_path / "student")
-    code = ("import torch.nn as nn\nfrom sdskit import checks\n"
-            "for check in checks.CHECKS.values():\n"
+    code = ("import torch.nn as nn\nfrom sdskit import checks, experiment_checks\n"
+            "for check in [*checks.CHECKS.values(), *experiment_checks.CHECKS.values()]:\n"
             "    report = check(nn.Module, 'hidden')\n"
             "    assert not report.passed\n"
             "    print(report)\n")
@@ -157,7 +157,7 @@ def test_hidden_checks_in_a_student_copy_say_so_in_one_line(bundle, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == len(submissions.BLANKS)
+    assert len(lines) == len(submissions.REGIONS)
     assert all("run when your work is graded" in line for line in lines), lines
 
 
@@ -180,6 +180,11 @@ def _execute(folder: Path) -> dict:
     assert str(folder.resolve()) in where, f"the notebook imported sdskit from elsewhere: {where}"
     executed["cells"].pop()
     return executed
+
+
+def _experiments() -> list[str]:
+    """Part 7's experiments the release holds ("exp1" ...; none with experiments = "off")."""
+    return [u for u in submissions.graded_units() if isinstance(u, str)]
 
 
 def _errors(cell: dict) -> list[tuple[str, str]]:
@@ -208,6 +213,9 @@ def test_filled_notebook_runs_top_to_bottom_on_its_own(filled_run):
     for blank in submissions.BLANKS:
         assert "all checks passed" in _text(by_id[f"blank{blank}_visible"])
     assert "steps in" in _text(by_id["final_cell"]), "the final cell's CPU fallback did not run"
+    for unit in _experiments():  # Part 7: each function's test, then its experiment on the CPU
+        assert "all checks passed" in _text(by_id[f"{unit}_visible"])
+        assert "seconds per run" in _text(by_id[f"{unit}_run"]), f"{unit}'s experiment did not run"
     assert f"{len(submissions.BLANKS)} of {len(submissions.BLANKS)} blanks pass" in _text(by_id["check_all"])
 
 
@@ -223,7 +231,8 @@ def test_grader_gives_the_filled_notebook_full_marks(filled_run, tmp_path):
     finally:
         if box[0] is not None:
             box[0].close()
-    assert result.total == 2.0 * len(submissions.BLANKS), (result.messages, result.flags)
+    assert result.total + result.bonus == 2.0 * len(submissions.graded_units()), (
+        result.messages, result.flags)
 
 
 def test_released_notebook_fails_only_its_tests(bundle, tmp_path):
@@ -243,4 +252,5 @@ def test_released_notebook_fails_only_its_tests(bundle, tmp_path):
                 unexpected[gid] = (name, value[:300])
     assert not unexpected, f"cells that broke for another reason than an unfilled blank: {unexpected}"
     assert visible_failed == {f"blank{b}_{cases}" for b in submissions.BLANKS
-                              for cases in ("visible", "hidden")}
+                              for cases in ("visible", "hidden")} | {
+        f"{unit}_{cases}" for unit in _experiments() for cases in ("visible", "hidden")}
