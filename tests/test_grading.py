@@ -141,6 +141,9 @@ def test_nbgrader_gradebook_holds_the_same_points(graded):
     for cell in cells:
         expected.setdefault(cell["student_id"], {})[cell["grade_id"]] = float(cell["points"])
     recorded = gradebook.read_gradebook(out / "course", sorted(expected))
+    written = locate.written_cells()  # graded by hand in nbgrader; not in cells.csv
+    recorded = {student: {gid: score for gid, score in scores.items() if gid not in written}
+                for student, scores in recorded.items()}
     assert recorded == expected
     assert not any("nbgrader could not" in row["flags"] for row in graded["rows"].values())
 
