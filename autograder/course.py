@@ -87,9 +87,10 @@ def sync_setup_cell(path: Path) -> bool:
     return new != text
 
 
-def apply_settings(notebook: dict, config=COURSE) -> None:
+def apply_settings(notebook: dict, config=None) -> None:
     """The course's settings (sdskit/config.py) applied to a source notebook, before nbgrader:
     Part 7 left out with experiments = "off", and the points of each written answer."""
+    config = config or COURSE
     if config.experiments == "off":
         notebook["cells"] = [c for c in notebook["cells"] if not part7(_grade_id(c) or "")]
     for cell in notebook["cells"]:

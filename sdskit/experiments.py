@@ -227,7 +227,7 @@ def gradient_parts(sd, text_embeddings, picture, sds_weight, config, grid, oracl
     return signal, noise_part
 
 
-NEAR = 0.2  # experiment 1 measures the gradient at 0.8 target + 0.2 start (RMS distance ~0.07)
+NEAR = 0.2  # experiment 1 measures the gradient at 0.8 target + 0.2 start (RMS distance 0.08)
 
 
 def weighting_oracle(sd_class, sds_weight, config: ExperimentConfig | None = None):
