@@ -117,9 +117,14 @@ def _secrets_before_public() -> dict[str, str]:
     return secrets
 
 
-def answers_shown_by_release(titles: tuple[str, ...] = ("super().__init__()",)) -> list[str]:
-    """Code answers that the release notebooks' own text shows, other than a blank's title
-    (blank 1's title is its answer). The leak search treats the release as public, so prose that
+# Answers the release shows on purpose: blank 1's title is its answer, and the DreamFusion branch
+# of Part 7's sds_weight is the weight train_step itself computes (w(t) = 1 - abar_t).
+SHOWN_ON_PURPOSE = ("super().__init__()", "1 - abar")
+
+
+def answers_shown_by_release(titles: tuple[str, ...] = SHOWN_ON_PURPOSE) -> list[str]:
+    """Code answers that the release notebooks' own text shows, other than those it shows on
+    purpose (SHOWN_ON_PURPOSE). The leak search treats the release as public, so prose that
     spells out an answer would pass it; this names such prose."""
     public = public_text()
     shown = []
