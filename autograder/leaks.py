@@ -151,7 +151,10 @@ def hidden_data() -> tuple[list[torch.Tensor], list[dict]]:
     """The hidden cases' tensors and the case records (dicts without tensors) they hold."""
     found: list = []
     _walk(torch.load(HIDDEN_REFERENCES, map_location="cpu", weights_only=True), found)
-    tensors = [t for t in found if isinstance(t, torch.Tensor) and t.numel() >= 4]
+    # A tensor of one repeated value (the uniform weight's ones) tells nothing, and its bytes are
+    # everywhere (a model's norm weights): only tensors with two values or more are searched.
+    tensors = [t for t in found if isinstance(t, torch.Tensor) and t.numel() >= 4
+               and not bool((t.flatten() == t.flatten()[0]).all())]
     cases = [d for d in found if isinstance(d, dict) and d
              and not any(isinstance(v, (torch.Tensor, dict)) for v in d.values())]
     return tensors, cases

@@ -140,8 +140,8 @@ def make_experiment_references(refs: dict, sd) -> None:
     cases = {"visible": [(20, 980, 5), (3, 7, 9)],
              "hidden": [(20, 980, 400), (100, 500, 7), (0, 999, 1000), (7, 7, 3), (50, 60, 2)]}
     refs["exp2"] = {split: [{"min_step": lo, "max_step": hi, "total_steps": total,
-                             "t": torch.tensor([solution["annealed_timestep"](i, total, lo, hi)
-                                                for i in range(total)])}
+                             "t": [int(solution["annealed_timestep"](i, total, lo, hi))
+                                   for i in range(total)]}
                             for lo, hi, total in items] for split, items in cases.items()}
 
     # Experiment 3: the two predictions and w -> the CSD gradient.

@@ -133,7 +133,7 @@ def exp2_schedule(annealed_timestep, cases: str = "visible") -> Report:
                                          kind=type(value).__name__, where=where) + hint)
                     return
                 got.append(whole)
-            expected = case["t"].tolist()
+            expected = list(case["t"])
             if got[0] != hi or got[-1] != lo:
                 hint = ""
                 if got[0] == lo and got[-1] == hi:
