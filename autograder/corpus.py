@@ -2,7 +2,7 @@
 
 `write_corpus(folder)` writes one student folder per case and returns, for each student id,
 the expected points per blank and a flag the grader must raise (a substring of grades.csv's
-`flags` column; "" means no flag at all). Everything is made from the release notebook and
+`flags` column, or a tuple of them; "" means no flag at all). Everything is made from the release notebook and
 the solution's answers by code, so nothing hand-edited is checked in.
 """
 
@@ -18,6 +18,72 @@ NOTEBOOK = subs.NOTEBOOK
 BLANKS = sorted(subs.BLANKS)
 UNITS = subs.graded_units()  # the blanks, then Part 7's experiments ("exp1" ...) if released
 FULL = 2.0
+SUBCLASS_FLAG = "review: a result is a torch.Tensor subclass"  # the checks' own note
+
+
+# A tensor subclass that agrees with every comparison: allclose and equal say True and a
+# difference is zero. Detached (blank 7) also denies carrying a gradient, and detaches itself
+# inside a loss.
+AGREEABLE = """import torch
+import torch.nn.functional as F
+
+class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal, torch.Tensor.allclose, torch.Tensor.equal):
+            return True
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        if func in (torch.sub, torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.__rsub__):
+            with torch._C.DisableTorchFunctionSubclass():
+                out = torch.zeros_like(out)
+        return out
+
+class Detached(Agreeable):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func == torch.Tensor.requires_grad.__get__:
+            return False
+        if func is F.mse_loss:
+            args = tuple(a.detach() if isinstance(a, Detached) else a for a in args)
+        return super().__torch_function__(func, types, args, kwargs)
+"""
+# The same lie as a TorchFunctionMode left switched on: every allclose in the process says True.
+AGREEABLE_MODE = """import torch
+from torch.overrides import TorchFunctionMode
+
+class AlwaysClose(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.Tensor.allclose):
+            return True
+        return func(*args, **(kwargs or {}))
+
+AlwaysClose().__enter__()
+"""
+# An int that equals everything (blank 2's min_step and max_step).
+AGREEABLE_INT = """class Agreeable(int):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    __hash__ = int.__hash__
+"""
+# A subclass that only passes every call through.
+PASSTHROUGH = """import torch
+
+class Tagged(torch.Tensor):
+    pass
+"""
+# IPython's machinery rebound: tracebacks hidden, exceptions swallowed, input rewritten.
+IPYTHON_INTERNALS = """from IPython.core.interactiveshell import InteractiveShell
+InteractiveShell.showtraceback = lambda self, *args, **kwargs: None
+shell = get_ipython()
+shell.input_transformers_post.append(lambda lines: lines)
+shell.set_custom_exc((AssertionError,), lambda *args, **kwargs: None)
+shell.events.register("post_run_cell", lambda *args: None)
+shell.ast_transformers.append(None)
+"""
 
 
 def _points(zero=()) -> dict:
@@ -44,7 +110,7 @@ def _prepend(answer: str, lines: str) -> str:
     return lines + "\n" + answer
 
 
-def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
+def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str | tuple]]:
     folder = Path(folder)
     solution = subs.solution_answers()
     good = subs.fill(solution)
@@ -59,6 +125,15 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
         notebook = subs.fill({**solution, blank: answer if answer else solution[blank]})
         cell = notebook["cells"][_index(notebook, subs.BLANKS[blank][0])]
         cell["source"] = extra_top + "\n" + subs._source(cell)
+        return notebook
+
+    def with_cells(changes: dict[int, tuple[str, str | None]]) -> dict:
+        """The solution notebook with, for each blank, (extra top-level code, answer or None)."""
+        notebook = subs.fill({**solution, **{b: answer or solution[b]
+                                             for b, (_, answer) in changes.items()}})
+        for blank, (top, _) in changes.items():
+            cell = notebook["cells"][_index(notebook, subs.BLANKS[blank][0])]
+            cell["source"] = top + "\n" + subs._source(cell)
         return notebook
 
     # --- Colab and format quirks -----------------------------------------------------------
@@ -197,6 +272,27 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str]]:
                               "for fd in range(3, 64):\n"
                               "    try:\n        os.write(fd, fake)\n    except OSError:\n"
                               "        pass\nos._exit(0)")
+    # Lying results: a wrong answer dressed as a tensor (or an int) whose own code answers the
+    # tests' comparisons. The checks read the data, not the object: no points, and a review flag
+    # naming the blank. (Several blanks per student, so the corpus stays quick to grade.)
+    case("lying_tensors", with_cells({
+        2: (AGREEABLE_INT, "self.min_step = Agreeable(t_range[0])\n"
+                           "self.max_step = Agreeable(t_range[1])"),
+        3: (AGREEABLE, subs.MISTAKES[3] + "\nlatents = latents.as_subclass(Agreeable)"),
+        7: (AGREEABLE, subs.MISTAKES[7] + "\ntargets = targets.as_subclass(Detached)")}),
+         _points([2, 3, 7]), ("blank 2: review: a result is an int subclass",
+                              "blank 3: " + SUBCLASS_FLAG, "blank 7: " + SUBCLASS_FLAG))
+    case("lying_tensor_6", with_cell(6, AGREEABLE, subs.MISTAKES[6] + "\n"
+                                     "grad = grad.as_subclass(Agreeable)"), _points([6]),
+         "blank 6: " + SUBCLASS_FLAG)
+    case("lying_mode_6", with_cell(6, AGREEABLE_MODE, subs.MISTAKES[6]), _points([6]),
+         "blank 6: review: a PyTorch function or dispatch mode was left on")
+    # The right values in a harmless subclass (blank 5), and IPython's machinery rebound in a
+    # graded cell (blank 6): full points, but a person should look.
+    case("subclass_and_ipython", with_cells({
+        5: (PASSTHROUGH, solution[5] + "\nt = t.as_subclass(Tagged)"), 6: (IPYTHON_INTERNALS, None)}),
+         _points(), ("blank 5: " + SUBCLASS_FLAG,
+                     "review: the code uses IPython's or PyTorch's internals (InteractiveShell"))
     # Tests edited or deleted in the notebook: the kit's own tests still run.
     edited = subs.fill({**solution, 3: subs.MISTAKES[3]})
     for gid in ("blank3_visible", "blank3_hidden"):

@@ -64,7 +64,7 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import collection, course, gradebook, locate, sandbox  # noqa: E402
+from autograder import collection, course, gradebook, lms, locate, sandbox  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
@@ -75,6 +75,11 @@ BLANK = re.compile(r"^((?:blank|exp)\d+)_(?:visible|hidden)$")
 def is_bonus(grade_id: str) -> bool:
     """True for the cells whose points are bonus: Part 7's, with experiments = "bonus"."""
     return COURSE.experiments == "bonus" and locate.part7(grade_id)
+
+
+def counted_maximum(points: dict) -> float:
+    """max_total: every test's points but the bonus ones."""
+    return sum(p for (_, gid), p in points.items() if not is_bonus(gid))
 
 
 def _column_order(name: str) -> tuple:
@@ -281,8 +286,8 @@ def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
         writer = csv.writer(handle)
         writer.writerow(["student_id", *blanks, *others, "total", "max_total",
                          *(["bonus", "max_bonus"] if bonus else []), "notes", "flags"])
-        counted = sum(p for (_, gid), p in points.items() if not is_bonus(gid))
-        extra = sum(p for (_, gid), p in points.items() if is_bonus(gid))
+        counted = counted_maximum(points)
+        extra = sum(points.values()) - counted
         for result in results:
             by_column = result.points_by_column()
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
@@ -440,8 +445,8 @@ def write_unassigned(unassigned: list, out: Path) -> None:
         print(f"  {item.file}: {item.reason}", file=sys.stderr)
 
 
-def grade(submissions: Path, out: Path, jobs: int = 1,
-          id_pattern: str | None = None) -> list[StudentResult]:
+def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
+          similarity_report: bool = False) -> list[StudentResult]:
     out.mkdir(parents=True, exist_ok=True)
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
@@ -500,6 +505,12 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
             for box in workers:
                 if box[0] is not None:
                     box[0].close()
+        # Read while the class folder is there (an LMS's flat export is unpacked into tmp).
+        documents = None
+        if similarity_report:
+            from autograder import similarity  # copydetect, only when asked for
+
+            documents = similarity.read_class(students)
     ordered = [results[p.name] for p in students]
     problems = record(ordered, keys, out)
     for result in ordered:
@@ -509,6 +520,9 @@ def grade(submissions: Path, out: Path, jobs: int = 1,
             write_plain_feedback(result, out)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)
+    if documents is not None:
+        print()
+        similarity.write_report(documents, out, ordered)
     return ordered
 
 
@@ -523,11 +537,37 @@ def main(argv=None) -> None:
                              "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--similarity", action="store_true",
+                        help="rank pairs of students by shared unusual code and prose "
+                             "(OUT/similarity.csv, OUT/similarity.html): for a "
+                             "person to look at, never a verdict")
+    lms_options = parser.add_argument_group(
+        "grades into the LMS (autograder/lms.py)",
+        "write a copy of the LMS's own file with this assignment's grades filled in, ready to "
+        "upload; students are matched by the id their submission's file name carries")
+    lms_options.add_argument("--canvas-gradebook", type=Path, metavar="EXPORT.csv",
+                             help="the course's Canvas gradebook export (Grades > Export); "
+                                  f"writes OUT/{lms.CANVAS_OUT}")
+    lms_options.add_argument("--canvas-column", metavar="NAME", default=None,
+                             help="the assignment column to fill: its whole name, its title or "
+                                  "its assignment id (default: the one whose title contains "
+                                  f"{COURSE.lms_assignment!r}, CourseConfig.lms_assignment)")
+    lms_options.add_argument("--moodle-worksheet", type=Path, metavar="WORKSHEET.csv",
+                             help="the assignment's Moodle grading worksheet (Download grading "
+                                  f"worksheet); writes OUT/{lms.MOODLE_OUT}")
+    lms_options.add_argument("--missing-as-zero", action="store_true",
+                             default=COURSE.lms_missing_as_zero,
+                             help="give 0 to students in the LMS file who handed nothing in "
+                                  "(default: leave their cell as it was)")
     args = parser.parse_args(argv)
     if not args.submissions.exists():
         raise SystemExit(f"error: {args.submissions} does not exist. Pass the folder (or .zip) "
                          "that holds one subfolder per student.")
-    results = grade(args.submissions, args.out, args.jobs, args.id_pattern)
+    try:  # a wrong LMS file is found now, not after the whole class is graded
+        lms.check(args.canvas_gradebook, args.moodle_worksheet, args.canvas_column)
+    except lms.LMSFileError as error:
+        raise SystemExit(f"error: {error}") from None
+    results = grade(args.submissions, args.out, args.jobs, args.id_pattern, args.similarity)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
@@ -535,6 +575,13 @@ def main(argv=None) -> None:
     if (args.out / "unassigned_files.csv").is_file():
         print(f"some files were not graded (no student id found): see "
               f"{args.out / 'unassigned_files.csv'}")
+    if args.canvas_gradebook or args.moodle_worksheet:
+        print()
+        try:
+            lms.export(results, counted_maximum(max_points()), args.out, args.canvas_gradebook,
+                       args.moodle_worksheet, args.canvas_column, args.missing_as_zero)
+        except lms.LMSFileError as error:
+            raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -59,6 +59,15 @@ class _Capture:
         pass
 
 
+class _Events:
+    """`get_ipython().events`: callbacks are accepted and never called."""
+
+    def register(self, event, function):
+        pass
+
+    unregister = register
+
+
 class GraderShell:
     """The stand-in for IPython's InteractiveShell that `get_ipython()` returns in a graded cell.
 
@@ -67,6 +76,16 @@ class GraderShell:
 
     def __init__(self, user_ns: dict):
         self.user_ns = user_ns
+        # IPython's hooks, there so that code using them runs; grading never calls them (and
+        # locate.py flags such code for review).
+        self.input_transformers_cleanup, self.input_transformers_post = [], []
+        self.ast_transformers, self.events = [], _Events()
+
+    def set_custom_exc(self, exc_tuple, handler):
+        pass
+
+    def showtraceback(self, *args, **kwargs):
+        pass
 
     # --- code ----------------------------------------------------------------------------
     def run_cell(self, cell: str, *args, local_ns: dict | None = None, **kwargs):

@@ -75,6 +75,17 @@ def experiments_released() -> dict[str, str]:
 _INTROSPECTION = re.compile(r"sys\._getframe|_current_frames|\bgc\.get_\w+|\bctypes\b|"
                             r"/proc/|os\.write\(|os\.dup2?\(|\bf_back\b|\bf_locals\b|"
                             r"\bf_globals\b|__code__|\bptrace\b")
+# Code that rebinds IPython's own machinery (how cells are transformed, how errors are shown
+# or swallowed, what runs around a cell) or PyTorch's (its modes and dispatcher, a tensor's own
+# __torch_function__): grading runs none of it for its verdict, so it gains nothing, but in a
+# blank it can have only one purpose. Flagged for review wherever it is.
+_MACHINERY = re.compile(r"\binput_transformers?_\w+|\binput_transformer_manager\b|"
+                        r"\bset_custom_exc\b|\bshowtraceback\b|\bshowsyntaxerror\b|"
+                        r"\bevents\.(?:register|unregister|trigger)\b|\bast_transformers\b|"
+                        r"\bInteractiveShell\b|\bregister_magic_function\b|"
+                        r"\b_showtraceback\b|\bcustom_exceptions\b|"
+                        r"\b__torch_function__\b|\b__torch_dispatch__\b|\bTorch\w*Mode\b|"
+                        r"\btorch\.library\b|\btorch\._C\.\w+|\bas_subclass\b")
 # Code outside the blanks that would stop the kernel or hide the tests' failures in a plain
 # nbgrader run. Grading never runs those cells, so it gains nothing; the flag says it was tried.
 _AGAINST_THE_TESTS = re.compile(r"set_custom_exc|\bexcepthook\b|\bos\._exit\b|\bsys\.exit\b|"
@@ -227,11 +238,17 @@ def locate(student_dir: Path) -> Located:
     if reaching:
         located.flags.append("review: the code reaches into the interpreter or the grader "
                              f"({', '.join(reaching[:4])})")
+    machinery = sorted({m.group(0) for text in located.cells.values()
+                        for m in _MACHINERY.finditer(text)})
+    if machinery:
+        located.flags.append("review: the code uses IPython's or PyTorch's internals "
+                             f"({', '.join(machinery[:4])}); grading does not rely on them")
     released = release_code()
     others = [source(c) for c in code
               if source(c) not in released and source(c) not in located.cells.values()]
     against = sorted({m.group(0).strip() for text in others
-                      for m in _AGAINST_THE_TESTS.finditer(text)})
+                      for pattern in (_AGAINST_THE_TESTS, _MACHINERY)
+                      for m in pattern.finditer(text)})
     if against:
         located.flags.append("review: cells outside the blanks try to stop or bypass the tests "
                              f"({', '.join(against[:4])}); grading does not run them")

@@ -16,9 +16,10 @@ Two layers:
   message. Nothing a blank does survives into the next blank or the next student.
 
 Tampering: before the student's code runs, the child takes a snapshot of what the verdict
-depends on (torch, torch.Tensor, torch.testing, numpy.testing, builtins, sdskit.checks and its
-Report, the reference tensors' contents); after the check, anything rebound or changed voids
-the blank. The verdict is read from the Report's problem list by the harness, not from the
+depends on (torch, torch.Tensor, torch.autograd, torch.testing, numpy.testing, builtins,
+sdskit.checks and its Report, the reference tensors' contents); after the check, anything
+rebound or changed voids the blank. The checks read every result as a plain tensor they own
+(`sdskit.checks._plain`); what they noticed (a tensor subclass) becomes a `review` flag. The verdict is read from the Report's problem list by the harness, not from the
 student's notebook, and the test cells in the notebook are never run.
 """
 
@@ -179,6 +180,7 @@ def _guarded_namespaces():
     import numpy
     import numpy.testing
     import torch
+    import torch.autograd
     import torch.nn.functional
     import torch.testing
 
@@ -186,6 +188,7 @@ def _guarded_namespaces():
 
     return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.testing": torch.testing,
             "torch.nn.functional": torch.nn.functional, "torch.nn.Module": torch.nn.Module,
+            "torch.autograd": torch.autograd,
             "numpy.testing": numpy.testing, "numpy": numpy, "builtins": builtins,
             "sdskit.checks": checks, "Report": checks.Report,
             "sdskit.experiment_checks": experiment_checks}
@@ -301,12 +304,15 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
         finish({"visible": [False, message], "hidden": [False, message]},
                flag or _blocked_flag(error))
     flag = None
+    review = []  # what the check noticed about the results (a tensor subclass): for the staff
     for cases in ("visible", "hidden"):
         try:
             report = check(cls, cases)
             ok = (type(report) is report_type and type(report.problems) is list
                   and len(report.problems) == 0)
             message = "passed" if ok else str(report_type.message.fget(report))[:2000]
+            if type(report) is report_type and type(report.review) is list:
+                review += [str(note)[:200] for note in report.review if str(note) not in review]
         except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
             ok, message = False, (f"Your code stopped the test: {type(error).__name__}: "
                                   f"{str(error).strip()[:300]}")
@@ -319,6 +325,8 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
         message = ("Your code changed the tools the tests use "
                    f"({', '.join(changed[:3])}): no points for this blank.")
         finish({"visible": [False, message], "hidden": [False, message]}, "tampering")
+    if review:
+        flag = "; ".join(filter(None, [flag, "review: " + ", ".join(review[:3])]))
     finish(verdict, flag)
 
 

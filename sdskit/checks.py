@@ -18,9 +18,17 @@ instructor's copy only, `autograder/hidden_references.pt` (the hidden cases). Bo
 computed by `scripts/make_references.py`, which runs the solution notebook's own code on the
 tiny model. In a student's copy the hidden cases are absent: a hidden check then says, in one
 line, that it runs when the work is graded.
+
+What a check compares: only plain tensors it owns. Every result the student's code returns goes
+through `_plain` before anything is asked of it: its data is copied into a base `torch.Tensor`
+by torch's own C methods, with subclasses' `__torch_function__` switched off, so none of the
+result's own code (an overridden method, property or `__torch_function__`) runs in a check. A
+tensor subclass, an object that claims to be a tensor, or an int subclass (blank 2) is noted in
+`Report.review` (grade.py flags it `review`); a PyTorch mode left switched on fails the blank.
 """
 
 import functools
+import inspect
 import math
 import traceback
 from dataclasses import dataclass, field
@@ -49,11 +57,13 @@ class Report:
     `not_run` holds why the check could not run at all (hidden cases asked for in a student's
     copy, or an unknown `cases`); such a report has not passed, and says so in one line.
     `blank` is the blank's English name (a catalogue message, sdskit/i18n.py); the problems are
-    already in the student's language."""
+    already in the student's language. `review` says, for the staff, what was odd about the
+    results (a tensor subclass), whatever the verdict."""
 
     blank: str
     problems: list[str] = field(default_factory=list)
     not_run: str = ""
+    review: list[str] = field(default_factory=list)  # for the staff (English): odd results
 
     @property
     def passed(self) -> bool:
@@ -172,14 +182,106 @@ def _method(sd, name: str, blank: str):
     return fn
 
 
+# ---------------------------------------------------------------------------------------
+# Reading a student's result: its data, never its own code
+# ---------------------------------------------------------------------------------------
+# Taken when the kit is imported, before any student code runs: the base class's C methods.
+# Called on the base class, they ignore a subclass's Python overrides; under
+# DisableTorchFunctionSubclass they skip its __torch_function__ too.
+_TENSOR = torch.Tensor
+_PLAIN_TYPES = (torch.Tensor, nn.Parameter)  # Parameter's __torch_function__ is torch's own
+_AS_SUBCLASS = torch._C.TensorBase.as_subclass  # raises TypeError for anything not a tensor
+_CLONE = torch._C.TensorBase.clone
+_GRAD = torch._C.TensorBase.grad.__get__
+_NO_SUBCLASS_CODE = torch._C.DisableTorchFunctionSubclass
+_PYTHON_KEY = torch._C.DispatchKey.Python
+_DISPATCH_KEYS = torch._C._dispatch_keys
+_FUNCTION_MODES = torch._C._len_torch_function_stack
+_DISPATCH_MODES = torch._C._len_torch_dispatch_stack
+_INT = int.__int__  # int's own value of an int subclass (TypeError for anything else)
+_REVIEW: list[str] = []  # what _plain noticed during the current check (Report.review)
+
+
+class _NotATensor:
+    """Stands in for a result that is not a tensor (or cannot be read as one): only its kind
+    is kept, for the message, so no check calls anything on the object itself."""
+
+    def __init__(self, kind: str, unreadable: bool = False):
+        self.kind, self.unreadable = kind, unreadable
+
+
+def _kind(value) -> str:
+    """The name of a result's type, for a message."""
+    return value.kind if type(value) is _NotATensor else type(value).__name__
+
+
+def _no_modes_left() -> None:
+    """A TorchFunctionMode or TorchDispatchMode still on would answer the check's own torch
+    calls: such a blank cannot be graded."""
+    if _FUNCTION_MODES() or _DISPATCH_MODES():
+        _REVIEW.append("a PyTorch function or dispatch mode was left on")
+        raise _StudentCodeFailed(lazy(
+            "Your code left a PyTorch mode switched on (a TorchFunctionMode or "
+            "TorchDispatchMode), so the tests' own computations would run through it. Leave "
+            "it with `with mode:` blocks that end before your method returns."))
+
+
+def _plain(value):
+    """`value` as a base torch.Tensor that the check owns: a copy of its data (autograd history
+    kept, so gradient checks still work), read by torch's C methods with subclass overrides
+    switched off. Anything that is not a tensor comes back as a `_NotATensor`. A subclass, or
+    an object that only claims to be a tensor, is noted for review."""
+    _no_modes_left()
+    cls = type(value)
+    kind = cls.__name__
+    with _NO_SUBCLASS_CODE():
+        try:
+            alias = _AS_SUBCLASS(value, _TENSOR)  # checks the real type, not __class__
+        except TypeError:  # not a tensor: noted if it has torch's hook or a made-up class
+            if inspect.getattr_static(cls, "__torch_function__", None) is not None or any(
+                    "__class__" in vars(base) for base in cls.__mro__[:-1]):
+                _REVIEW.append(f"a result is a {kind} posing as a tensor")
+            return _NotATensor(kind)
+        if cls not in _PLAIN_TYPES:
+            _REVIEW.append(f"a result is a torch.Tensor subclass ({kind}): graded on its data")
+        if _DISPATCH_KEYS(value).has(_PYTHON_KEY):  # a wrapper subclass: no data of its own
+            return _NotATensor(kind, unreadable=True)
+        return _CLONE(alias)
+
+
+def _plain_grad(tensor):
+    """The .grad of one of the check's own inputs (read past any class the student gave it)."""
+    with _NO_SUBCLASS_CODE():
+        grad = _GRAD(tensor)
+    return None if grad is None else _plain(grad)
+
+
+def _plain_int(value):
+    """An int the check owns for an int (or int subclass) result; a `_NotATensor` otherwise."""
+    if type(value) is int:
+        return value
+    if type(value) is bool:
+        return _NotATensor("bool")
+    try:
+        number = _INT(value)
+    except TypeError:
+        return _NotATensor(type(value).__name__)
+    _REVIEW.append(f"a result is an int subclass ({type(value).__name__}): graded on its value")
+    return number
+
+
 def _tensor_problem(what: str, got, expected: torch.Tensor, atol: float, rtol: float,
                     hints=()) -> str | None:
     """None if `got` matches `expected`; else what differs. `hints` are pairs (what a common
-    mistake would give, the hint for it): the first whose tensor `got` matches is added."""
+    mistake would give, the hint for it): the first whose tensor `got` matches is added.
+    `got` is what `_plain` made of the student's result."""
     what = lazy(what)  # rendered with the message
-    if not isinstance(got, torch.Tensor):
+    if type(got) is _NotATensor and got.unreadable:
+        return lazy("{what} should be a plain torch.Tensor, but it is a {kind}, whose values "
+                    "only its own code can read.", what=what, kind=got.kind)
+    if type(got) is not _TENSOR:
         return lazy("{what} should be a torch.Tensor, but it is a {kind}.", what=what,
-                  kind=type(got).__name__)
+                  kind=_kind(got))
     if tuple(got.shape) != tuple(expected.shape):
         return lazy("{what} should have shape {expected}, but it has shape {shape}.", what=what,
                   expected=list(expected.shape), shape=list(got.shape))
@@ -214,10 +316,13 @@ def _cannot_run(blank: str, cases) -> Report | None:
 
 def _run(blank: str, body) -> Report:
     report = Report(blank)
+    _REVIEW.clear()
     try:
         body(report.problems)
     except _StudentCodeFailed as failure:
         report.problems.append(failure.args[0])
+    report.review = list(dict.fromkeys(_REVIEW))
+    _REVIEW.clear()
     return report
 
 
@@ -278,7 +383,8 @@ def blank1_super_init(cls, cases: str = "visible") -> Report:
                 "{seen}, expected {expected}.", seen=repr(seen.get("t_range")),
                 expected=repr(t_range)))
         if cases == "hidden" and not problems:
-            n_params = sum(p.numel() for p in sd.parameters())
+            n_params = sum(p.numel() for p in map(_plain, nn.Module.parameters(sd))
+                           if type(p) is _TENSOR)
             if n_params != case["n_parameters"]:
                 problems.append(lazy("sd.parameters() holds {count} numbers, expected {expected}.",
                                    count=n_params, expected=case["n_parameters"]))
@@ -304,17 +410,20 @@ def blank2_step_range(cls, cases: str = "visible") -> Report:
             _call(blank, "set_step_range", set_step_range, list(case["t_range"]))
             for name in ("min_step", "max_step"):
                 got = getattr(sd, name, None)
+                got = got if got is None else _plain_int(got)
                 want = case[name]
                 where = lazy("with num_train_timesteps={steps} and t_range={t_range}",
                            steps=case["num_train_timesteps"], t_range=list(case["t_range"]))
                 if got is None:
                     problems.append(lazy("self.{name} was not set ({where}).", name=name,
                                        where=where))
-                elif isinstance(got, bool) or not isinstance(got, int):
+                elif type(got) is not int:
+                    shown = getattr(sd, name, None)
+                    shown = repr(shown) if type(shown) in (float, bool, str, _TENSOR) else _kind(got)
                     problems.append(lazy(
                         "self.{name} should be a Python int, but it is {got} ({kind}) {where}. "
-                        "Hint: wrap it in int(...).", name=name, got=repr(got),
-                        kind=type(got).__name__, where=where))
+                        "Hint: wrap it in int(...).", name=name, got=shown,
+                        kind=_kind(got), where=where))
                 elif got != want:
                     hint = ""
                     if got in (0, 1) or got == round(case["t_range"][name == "max_step"]):
@@ -341,7 +450,7 @@ def blank3_interpolate_latents(cls, cases: str = "visible") -> Report:
         sd = reference_instance(cls)
         fn = _method(sd, "interpolate_latents", blank)
         pred_rgb = case["pred_rgb"].clone().requires_grad_(True)
-        latents = _call(blank, "interpolate_latents", fn, pred_rgb)
+        latents = _plain(_call(blank, "interpolate_latents", fn, pred_rgb))
         expected = case["latents"]
         problem = _tensor_problem(N_("latents"), latents, expected, ATOL, RTOL, hints=[
             ((expected + 1) / 2,
@@ -375,9 +484,9 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
         fn = _method(sd, "encode_rgb", blank)
         pred_rgb = case["pred_rgb"].clone().requires_grad_(True)
         torch.manual_seed(case["seed"])  # encode_imgs samples from the VAE's posterior
-        latents = _call(blank, "encode_rgb", fn, pred_rgb)
+        latents = _plain(_call(blank, "encode_rgb", fn, pred_rgb))
         expected = case["latents"]
-        if isinstance(latents, torch.Tensor) and tuple(latents.shape) != tuple(expected.shape):
+        if type(latents) is _TENSOR and tuple(latents.shape) != tuple(expected.shape):
             side = latents.shape[-1] if latents.dim() == 4 else None
             extra = (" " + lazy("Hint: the VAE shrinks images 8x, so resize pred_rgb to (512, 512) "
                               "first.") if side not in (None, 64) else "")
@@ -397,10 +506,11 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
                                ".detach() here."))
             return
         latents.backward(case["upstream"])
-        if pred_rgb.grad is None:
+        pred_rgb_grad = _plain_grad(pred_rgb)
+        if pred_rgb_grad is None:
             problems.append(lazy("No gradient reached pred_rgb through the encoder."))
             return
-        problem = _tensor_problem(N_("the gradient reaching pred_rgb"), pred_rgb.grad,
+        problem = _tensor_problem(N_("the gradient reaching pred_rgb"), pred_rgb_grad,
                                   case["pred_rgb_grad"], ATOL_VAE, RTOL_VAE)
         if problem:
             problems.append(problem)
@@ -427,10 +537,10 @@ def blank5_sample_timestep(cls, cases: str = "visible") -> Report:
             torch.manual_seed(case["seed"])
             seen = []
             for _ in range(draws):
-                t = _call(blank, "sample_timestep", fn, batch)
-                if not isinstance(t, torch.Tensor):
+                t = _plain(_call(blank, "sample_timestep", fn, batch))
+                if type(t) is not _TENSOR:
                     problems.append(lazy("{what} should be a torch.Tensor, but it is a {kind}.",
-                                       what="t", kind=type(t).__name__))
+                                       what="t", kind=_kind(t)))
                     return
                 if t.dtype != torch.long:
                     problems.append(lazy("t should hold integers (torch.long), but its dtype is "
@@ -493,7 +603,8 @@ def blank6_sds_gradient(cls, cases: str = "visible") -> Report:
         sd = reference_instance(cls)
         fn = _method(sd, "sds_gradient", blank)
         noise_pred, noise, w = case["noise_pred"], case["noise"], case["w"]
-        grad = _call(blank, "sds_gradient", fn, noise_pred.clone(), noise.clone(), w.clone())
+        grad = _plain(_call(blank, "sds_gradient", fn, noise_pred.clone(), noise.clone(),
+                            w.clone()))
         expected = case["grad"]
         problem = _tensor_problem("grad", grad, expected, ATOL, RTOL, hints=[
             (-expected,
@@ -523,7 +634,7 @@ def blank7_sds_targets(cls, cases: str = "visible") -> Report:
         fn = _method(sd, "sds_targets", blank)
         latents = case["latents"].clone().requires_grad_(True)
         grad = case["grad"].clone()
-        targets = _call(blank, "sds_targets", fn, latents, grad)
+        targets = _plain(_call(blank, "sds_targets", fn, latents, grad))
         expected = case["targets"]
         problem = _tensor_problem("targets", targets, expected, ATOL, RTOL, hints=[
             (case["latents"] + grad,
@@ -538,10 +649,12 @@ def blank7_sds_targets(cls, cases: str = "visible") -> Report:
                 "0.5 * ||latents - targets||^2 has zero gradient, since latents cancel. "
                 "Hint: call .detach() on the targets."))
             return
-        batch = latents.shape[0]
-        loss = 0.5 * torch.nn.functional.mse_loss(latents.float(), targets, reduction="sum") / batch
+        batch = case["latents"].shape[0]
+        loss = 0.5 * torch.nn.functional.mse_loss(_plain(latents).float(), targets,
+                                                  reduction="sum") / batch
         loss.backward()
-        problem = _tensor_problem("d loss / d latents", latents.grad, grad / batch, ATOL, RTOL)
+        problem = _tensor_problem("d loss / d latents", _plain_grad(latents), grad / batch, ATOL,
+                                  RTOL)
         if problem:
             problems.append(problem + " " + lazy("It should equal grad / batch."))
 

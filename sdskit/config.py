@@ -48,6 +48,21 @@ class CourseConfig:
     student_timeout_s: float = 300.0  # all seven blanks of one student together
     sandbox: str = "auto"  # "bwrap" (required), "auto" (bwrap if it works), "none" (rlimits only)
 
+    # Grades into the LMS (grade.py --canvas-gradebook / --moodle-worksheet, autograder/lms.py):
+    # the Canvas assignment column to fill is the one whose title contains this (case ignored),
+    # unless --canvas-column names it; students with no submission get 0 only if this is True
+    # (or with --missing-as-zero), else their cell stays as the export had it.
+    lms_assignment: str = "SDS"
+    lms_missing_as_zero: bool = False
+
+    # The similarity report (grade.py --similarity, autograder/similarity.py): a passage shared by
+    # more than this share of the class (and at least 3 students) counts for nothing; pairs
+    # scoring at least similarity_flag_score are flagged and shown side by side (at most
+    # similarity_pairs_shown of them).
+    similarity_common_share: float = 0.05
+    similarity_flag_score: float = 0.2
+    similarity_pairs_shown: int = 50
+
     # The real model students use on a Colab GPU (a key of sdskit.loading.MODEL_IDS).
     sd_version: str = "2.1"
 

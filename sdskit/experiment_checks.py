@@ -3,7 +3,9 @@
 They work like the blanks' checks (sdskit/checks.py, whose Report and helpers they use): each
 takes the student's function, calls it on the reference cases of `assets/references.pt`
 (visible) or `autograder/hidden_references.pt` (hidden, instructor's copy only), and returns a
-Report whose message names what is wrong in the student's terms. A test cell reads
+Report whose message names what is wrong in the student's terms. Every result is read through
+`checks._plain` (a plain tensor the check owns), so a tensor that lies about itself earns
+nothing here either. A test cell reads
 
     report = experiment_checks.exp1_weighting(sds_weight, "visible")
     assert report.passed, report.message
@@ -14,7 +16,8 @@ so that a result made on the CPU, which would fail in the real run on a GPU, fai
 
 import torch
 
-from sdskit.checks import ATOL, RTOL, Report, _call, _cannot_run, _run, _tensor_problem, references
+from sdskit.checks import (ATOL, RTOL, Report, _call, _cannot_run, _plain, _plain_int, _run,
+                           _tensor_problem, references)
 from sdskit.i18n import N_, lazy
 
 KINDS = ("dreamfusion", "uniform", "fantasia3d")
@@ -71,14 +74,14 @@ def exp1_weighting(sds_weight, cases: str = "visible") -> Report:
     def body(problems):
         abar = case["abar"]
         for kind in KINDS:
-            w = _call(experiment, "sds_weight", sds_weight, abar.clone(), kind)
+            w = _plain(_call(experiment, "sds_weight", sds_weight, abar.clone(), kind))
             problem = _tensor_problem(WHAT[kind], w, case[kind], ATOL, RTOL,
                                       hints=_weight_hints(kind, abar))
             if problem:
                 problems.append(problem)
                 continue
-            meta = _call(experiment, "sds_weight", sds_weight, abar.to("meta"), kind)
-            if isinstance(meta, torch.Tensor) and meta.device.type != "meta":
+            meta = _plain(_call(experiment, "sds_weight", sds_weight, abar.to("meta"), kind))
+            if type(meta) is torch.Tensor and meta.device.type != "meta":
                 problems.append(lazy("{what} is made on {device}, not where abar is: with abar "
                                      "on a GPU it would not be on the GPU. Make it on "
                                      "abar.device, or compute it from abar.", what=lazy(WHAT[kind]),
@@ -93,14 +96,14 @@ def exp1_weighting(sds_weight, cases: str = "visible") -> Report:
 # Experiment 2: annealed_timestep(step, total_steps, min_step, max_step)
 # ---------------------------------------------------------------------------------------
 def _whole_number(value):
-    """An int from an int or a one-element integer tensor; None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point() \
-            and value.dtype != torch.bool:
-        return int(value.item())
+    """An int the check owns, from an int or a one-element integer tensor; None otherwise."""
+    number = _plain_int(value)
+    if type(number) is int:
+        return number
+    tensor = _plain(value)
+    if type(tensor) is torch.Tensor and tensor.numel() == 1 and not tensor.is_floating_point() \
+            and tensor.dtype != torch.bool:
+        return int(tensor.item())
     return None
 
 
@@ -123,13 +126,15 @@ def exp2_schedule(annealed_timestep, cases: str = "visible") -> Report:
                               lo, hi)
                 whole = _whole_number(value)
                 if whole is None:
-                    hint = (" " + lazy("Hint: round(...) turns it into an int.")
-                            if isinstance(value, float) or (isinstance(value, torch.Tensor)
-                                                            and value.is_floating_point())
-                            else "")
+                    plain = _plain(value)
+                    floating = type(value) is float or (type(plain) is torch.Tensor
+                                                         and plain.is_floating_point())
+                    hint = " " + lazy("Hint: round(...) turns it into an int.") if floating else ""
                     problems.append(lazy("annealed_timestep should return a whole number (an "
                                          "int), but at step {step} it returned {value} (a "
-                                         "{kind}) {where}.", step=step, value=repr(value)[:60],
+                                         "{kind}) {where}.", step=step,
+                                         value=(repr(value)[:60] if type(value) in (float, str)
+                                                else type(value).__name__),
                                          kind=type(value).__name__, where=where) + hint)
                     return
                 got.append(whole)
@@ -176,8 +181,8 @@ def exp3_csd(csd_gradient, cases: str = "visible") -> Report:
 
     def body(problems):
         uncond, cond, w = case["noise_pred_uncond"], case["noise_pred_cond"], case["w"]
-        grad = _call(experiment, "csd_gradient", csd_gradient, uncond.clone(), cond.clone(),
-                     w.clone())
+        grad = _plain(_call(experiment, "csd_gradient", csd_gradient, uncond.clone(),
+                            cond.clone(), w.clone()))
         expected = case["grad"]
         problem = _tensor_problem("grad", grad, expected, ATOL, RTOL, hints=[
             (-expected, N_("the sign is flipped: the guidance term is the conditional prediction "

@@ -286,3 +286,25 @@ def test_graded_points_count_in_the_total(tmp_path):
     assert float(got["total"]) == 18.0 and float(got["max_total"]) == 20.0 and "bonus" not in got
     labels = {gradebook.cell_label("exp3_hidden", True), gradebook.cell_label("exp3_code", False)}
     assert labels == {"Experiment 3: hidden test", "Your answer to experiment 3"}
+
+
+def test_a_lying_tensor_earns_nothing_and_is_noted(solution):
+    """The corpus's tensor that says yes to every comparison, returned by a wrong CSD gradient
+    (sign flipped) and a wrong weight: the checks read its data, and note it for review."""
+    from autograder import corpus
+
+    namespace = {}
+    exec(corpus.AGREEABLE, namespace)  # noqa: S102
+    agreeable = namespace["Agreeable"]
+
+    def flipped(uncond, cond, w):
+        return (-solution["csd_gradient"](uncond, cond, w)).as_subclass(agreeable)
+
+    def sigma(abar, kind="dreamfusion"):
+        return solution["sds_weight"](abar, kind).sqrt().as_subclass(agreeable)
+
+    for check, function in ((experiment_checks.exp3_csd, flipped),
+                            (experiment_checks.exp1_weighting, sigma)):
+        report = check(function, "visible")
+        assert not report.passed, report.message
+        assert any("subclass (Agreeable)" in note for note in report.review), report.review

@@ -265,3 +265,65 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
                 ours.setdefault(cell["student_id"], {})[cell["grade_id"]] = float(cell["points"])
     assert plain == ours
     assert (course / "feedback" / "1002" / "sds" / "sds_assignment.html").is_file()
+
+
+# --- Grades into Canvas and Moodle (autograder/lms.py), and the similarity report, through
+# grade.py's options: one more run on the graded class (results kept: seconds) serves both.
+LMS_DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module")
+def regraded_with_options(graded):
+    done = subprocess.run([sys.executable, "autograder/grade.py", str(graded["archive"]), "--out",
+                           str(graded["out"]), "--canvas-gradebook",
+                           str(LMS_DATA / "canvas_gradebook_export.csv"), "--moodle-worksheet",
+                           str(LMS_DATA / "moodle_grading_worksheet.csv"), "--similarity"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_grades_go_into_the_canvas_export_and_the_moodle_worksheet(graded, regraded_with_options):
+    """Each Canvas student's total lands in the assignment's column of their row, the Moodle
+    participant's in Grade with a comment, and what matched nothing is listed."""
+    out, stdout = graded["out"], regraded_with_options
+    assert "grading " not in stdout, "an unchanged regrade should keep every result"
+    totals = {s: row["total"] for s, row in graded["rows"].items()}
+    with open(out / "canvas_gradebook_import.csv", encoding="utf-8-sig") as handle:
+        canvas = list(csv.reader(handle))
+    column = canvas[0].index("SDS assignment (4402)")
+    got = {row[1]: row[column] for row in canvas[2:]}
+    assert got == {"1001": "14", "1002": "8", "1003": "0", "1009": "0", "1010": "14",
+                   "1011": "", "1099": ""}
+    assert all(float(got[s]) == float(totals[s]) for s in ("1001", "1002", "1003", "1009", "1010"))
+    with open(out / "moodle_grading_worksheet.csv", encoding="utf-8-sig") as handle:
+        moodle = list(csv.DictReader(handle))
+    assert [(r["Identifier"], r["Grade"]) for r in moodle] == [
+        ("Participant 1007", "12.00"), ("Participant 1002", "8.00"), ("Participant 1098", "")]
+    assert "12 of 14 points" in moodle[0]["Feedback comments"]
+    with open(out / "lms_unmatched.csv") as handle:
+        unmatched = {(r["lms"], r["student_id"]) for r in csv.DictReader(handle)}
+    assert ("Canvas", "1011") in unmatched and ("Canvas", "alternatives") in unmatched
+    assert ("Moodle", "1098") in unmatched and ("Moodle", "1001") in unmatched
+    assert "Canvas: wrote" in stdout and "Moodle: wrote" in stdout
+
+
+def test_a_wrong_lms_file_is_refused_before_grading(tmp_path, graded):
+    worksheet = tmp_path / "worksheet.csv"
+    worksheet.write_text("Identifier,Full name,Status\n\"Participant 1007\",Mo Seven,Submitted\n")
+    with pytest.raises(SystemExit, match="no `Grade` column") as refused:
+        grade.main([str(graded["archive"]), "--out", str(tmp_path / "out"), "--moodle-worksheet",
+                    str(worksheet)])
+    assert str(worksheet) in str(refused.value)
+    assert not (tmp_path / "out").exists(), "nothing should be graded or written"
+
+
+def test_similarity_report_through_grade_py(graded, regraded_with_options):
+    """The report is written and the command says it is a ranking, not a verdict. These
+    students' code is the solution's, its alternatives and its typical mistakes, which count
+    for nothing: no pair shares anything."""
+    out = graded["out"]
+    assert "never a verdict" in regraded_with_options
+    with open(out / "similarity.csv") as handle:
+        assert list(csv.DictReader(handle)) == []
+    assert "never a verdict" in (out / "similarity.html").read_text()
