@@ -314,8 +314,9 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
     rows = []
     rates = {}
     units = [f"blank{b}" for b in sorted(locate.BLANK_CELLS)]
-    units += sorted({BLANK.match(gid).group(1) for result in results for _, gid, _, _ in result.cells
-                     if BLANK.match(gid) and locate.part7(gid)}, key=_column_order)
+    units += sorted({BLANK.match(gid).group(1) for result in results
+                     for _, gid, _, _ in result.cells if BLANK.match(gid) and locate.part7(gid)},
+                    key=_column_order)
     for unit in units:
         passed, failures = 0, Counter()
         for result in results:

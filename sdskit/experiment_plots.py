@@ -136,7 +136,8 @@ def plot_guidance(result):
     for scale in scales:
         if scale > 1:
             terms.semilogy(result.grid, [scale * c for c in result.classifier],
-                           color=COLOURS.get(f"SDS, s = {scale:g}"), label=tr("$s\\,w\\,(\\hat\\epsilon_c - \\hat\\epsilon_u)$, s = {scale}",
+                           color=COLOURS.get(f"SDS, s = {scale:g}"),
+                           label=tr("$s\\,w\\,(\\hat\\epsilon_c - \\hat\\epsilon_u)$, s = {scale}",
                                     scale=format(scale, "g")))
     terms.set_xlabel(tr("timestep t"), fontsize=8)
     terms.set_title(tr("the two terms of the SDS gradient at the start picture (RMS)"),

@@ -4,9 +4,9 @@ Three experiments. Each calls the function the student wrote for it, runs on the
 a second with the oracle prior (sdskit/oracle.py, PriorOracle) and on a GPU with the real
 Stable Diffusion, and returns what its plot (sdskit/experiment_plots.py) draws:
 
-    weighting   sds_weight(abar, kind)                        DreamFusion's w(t), uniform, Fantasia3D's
-    schedule    annealed_timestep(step, total, lo, hi)        t from max_step down to min_step
-    guidance    csd_gradient(eps_uncond, eps_cond, w)         the guidance term alone (CSD)
+    weighting   sds_weight(abar, kind)                  DreamFusion's w(t), uniform, Fantasia3D's
+    schedule    annealed_timestep(step, total, lo, hi)  t from max_step down to min_step
+    guidance    csd_gradient(eps_uncond, eps_cond, w)   the guidance term alone (CSD)
 
 Each is the 2D warm-up of Part 5 (the picture itself is the parameter, Adam on its pixels) with
 an SDS step of its own, `sds_step`: train_step's five stages with the timestep, the weight and

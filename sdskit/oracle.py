@@ -194,7 +194,9 @@ class PriorOracle(nn.Module):
         self.spread, self.lowest_frequency = spread, lowest_frequency
 
     def predict(self, z_t, target, alpha, sigma):
-        """eps_hat for the priors N(target, C). z_t, target: [B, 4, H, W]; alpha, sigma: [B, 1, 1, 1]."""
+        """eps_hat for the priors N(target, C).
+
+        z_t, target: [B, 4, H, W]; alpha, sigma: [B, 1, 1, 1]  ->  eps_hat: [B, 4, H, W]"""
         height, width = z_t.shape[-2:]
         offset = z_t - alpha * target
         mirrored = F.pad(offset, (width // 2, width // 2, height // 2, height // 2), mode="reflect")

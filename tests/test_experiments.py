@@ -281,7 +281,8 @@ def test_graded_points_count_in_the_total(tmp_path):
     points = grade.max_points()
     result = _result(points, lambda gid, maximum: 0.0 if gid.startswith("exp2") else maximum)
     grade.write_tables([result], tmp_path, points)
-    header, values = (line.split(",") for line in (tmp_path / "grades.csv").read_text().splitlines())
+    lines = (tmp_path / "grades.csv").read_text().splitlines()
+    header, values = (line.split(",") for line in lines)
     got = dict(zip(header, values))
     assert float(got["total"]) == 18.0 and float(got["max_total"]) == 20.0 and "bonus" not in got
     labels = {gradebook.cell_label("exp3_hidden", True), gradebook.cell_label("exp3_code", False)}

@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from autograder import collection, grade, gradebook, locate, submissions
+from autograder import collection, grade, gradebook, lms, locate, submissions
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
 
@@ -293,14 +293,19 @@ def test_grades_go_into_the_canvas_export_and_the_moodle_worksheet(graded, regra
         canvas = list(csv.reader(handle))
     column = canvas[0].index("SDS assignment (4402)")
     got = {row[1]: row[column] for row in canvas[2:]}
-    assert got == {"1001": "14", "1002": "8", "1003": "0", "1009": "0", "1010": "14",
-                   "1011": "", "1099": ""}
-    assert all(float(got[s]) == float(totals[s]) for s in ("1001", "1002", "1003", "1009", "1010"))
+    # The test files' maximum is 14 points; the kit's is 14, or 20 with Part 7 graded, and each
+    # total is scaled by the ratio (lms.py).
+    kit = float(graded["rows"]["1001"]["max_total"])
+    scaled = {s: float(totals[s]) * 14 / kit for s in totals}
+    assert got == {"1001": "14", "1002": lms._points(scaled["1002"]), "1003": "0", "1009": "0",
+                   "1010": "14", "1011": "", "1099": ""}
     with open(out / "moodle_grading_worksheet.csv", encoding="utf-8-sig") as handle:
         moodle = list(csv.DictReader(handle))
     assert [(r["Identifier"], r["Grade"]) for r in moodle] == [
-        ("Participant 1007", "12.00"), ("Participant 1002", "8.00"), ("Participant 1098", "")]
-    assert "12 of 14 points" in moodle[0]["Feedback comments"]
+        ("Participant 1007", f"{scaled['1007']:.2f}"), ("Participant 1002", f"{scaled['1002']:.2f}"),
+        ("Participant 1098", "")]
+    assert (f"{lms._points(float(totals['1007']))} of {lms._points(kit)} points"
+            in moodle[0]["Feedback comments"])
     with open(out / "lms_unmatched.csv") as handle:
         unmatched = {(r["lms"], r["student_id"]) for r in csv.DictReader(handle)}
     assert ("Canvas", "1011") in unmatched and ("Canvas", "alternatives") in unmatched
