@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder import written
 from autograder.locate import grade_id as _grade_id, part7
 from sdskit.config import COURSE
 from sdskit.paths import ROOT, SOLUTIONS
@@ -42,12 +43,18 @@ def create(root: Path) -> Path:
     source.mkdir(parents=True)
     for name in COURSE.notebooks:
         notebook = json.loads((SOLUTIONS / name).read_text())
-        apply_settings(notebook)
-        strip_model_answers(notebook)
+        prepare_source(notebook)
         (source / name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
-    (root / "nbgrader_config.py").write_text(_CONFIG.format(
-        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s))
+    write_config(root)
     return root
+
+
+def write_config(root: Path, extra: str = "") -> None:
+    """The course folder's nbgrader_config.py, naming the folder where it is now (so a copied
+    or moved OUT/ folder still works on its own course), then `extra` settings."""
+    root = Path(root).resolve()
+    (root / "nbgrader_config.py").write_text(_CONFIG.format(
+        root=str(root), db=str(root / "gradebook.db"), cell_timeout=COURSE.cell_timeout_s) + extra)
 
 
 def kit_env() -> dict:
@@ -87,39 +94,41 @@ def sync_setup_cell(path: Path) -> bool:
     return new != text
 
 
-def apply_settings(notebook: dict, config=None) -> None:
-    """The course's settings (sdskit/config.py) applied to a source notebook, before nbgrader:
-    Part 7 left out with experiments = "off", and the points of each written answer."""
-    config = config or COURSE
-    if config.experiments == "off":
-        notebook["cells"] = [c for c in notebook["cells"] if not part7(_grade_id(c) or "")]
-    for cell in notebook["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader") or {}
-        if cell["cell_type"] == "markdown" and meta.get("grade") and meta.get("solution") \
-                and meta.get("grade_id") in config.written_points:
-            meta["points"] = config.written_points[meta["grade_id"]]
-
-
 _ANSWER = re.compile(r"^### BEGIN SOLUTION\n.*?^### END SOLUTION\n?", re.M | re.S)
 
 
 def strip_model_answers(notebook: dict) -> None:
-    """Replace the model answers of ungraded markdown cells ("think about it") by a stub.
+    """Replace the model answers of ungraded markdown cells (a written question with 0 points)
+    by a stub.
 
-    A written answer graded by hand (a "manually graded answer" cell, nbgrader's solution: true)
-    keeps its region: nbgrader itself clears it in the release and keeps the question above it.
-
-    nbgrader accepts a solution region in a markdown cell only if the cell is graded by hand, and
-    these questions are not graded; so their answer cells are plain markdown cells in solutions/,
-    and the region between `### BEGIN SOLUTION` and `### END SOLUTION` is cut here, before
-    nbgrader makes the release.
+    nbgrader accepts a solution region in a markdown cell only if the cell is graded by hand; so
+    an ungraded question's answer cell is a plain markdown cell in solutions/, and the region
+    between `### BEGIN SOLUTION` and `### END SOLUTION` is cut here, before nbgrader makes the
+    release. A graded question's region is nbgrader's to clear (autograder/written.py).
     """
     for cell in notebook["cells"]:
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        graded = (cell.get("metadata", {}).get("nbgrader") or {}).get("solution")
-        if cell["cell_type"] == "markdown" and _ANSWER.search(text) and not graded:
+        if cell["cell_type"] == "markdown" and _ANSWER.search(text) and not written.is_graded_answer(cell):
             stripped = _ANSWER.sub("YOUR ANSWER HERE\n", text).rstrip("\n")
             cell["source"] = [line + "\n" for line in stripped.split("\n")[:-1]] + [stripped.split("\n")[-1]]
+
+
+def prepare_source(notebook: dict, language: str = "en") -> None:
+    """A solution notebook (in one edition) as nbgrader's source holds it: each written
+    question's points (sdskit/config.py) in its metadata and under its prompt, Part 7 left out
+    if the config says so (`apply_settings`), and the ungraded questions' model answers cut."""
+    written.apply_points(notebook, "the solution notebook")
+    apply_settings(notebook)
+    written.mark_points(notebook, language)
+    strip_model_answers(notebook)
+
+
+def apply_settings(notebook: dict, config=None) -> None:
+    """sdskit/config.py's `experiments` applied to a source notebook, before nbgrader: with
+    "off", every cell of Part 7 (grade_id exp...) is left out."""
+    config = config or COURSE
+    if config.experiments == "off":
+        notebook["cells"] = [c for c in notebook["cells"] if not part7(_grade_id(c) or "")]
 
 
 def generate_release(root: Path) -> Path:

@@ -19,6 +19,9 @@ the feedback, in a course folder the command manages (OUT/course; autograder/gra
     OUT/class_report.csv, OUT/class_report.png   pass rate per blank, most frequent failures
     OUT/results/<student_id>.json                 one per student: how a batch resumes
     OUT/course/gradebook.db                       nbgrader's gradebook, with the same points
+    OUT/written/<grade_id>.html, OUT/written/scores.csv   each written question's answers, and
+                          the file TAs fill in; `--written-scores FILE` records them
+                          (autograder/written.py)
 
 grades.csv is the authoritative record. Every student gets a row. A student already graded
 with the same notebook and the same tests is not graded again (an interrupted batch resumes;
@@ -64,8 +67,10 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import collection, course, gradebook, lms, locate, sandbox  # noqa: E402
+from autograder import (collection, course, gradebook, lms, locate, sandbox,  # noqa: E402
+                        written, written_pages, written_scores)
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import tr  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 # Test cells blankN_visible and blankN_hidden -> column blankN; Part 7's expN_... -> expN.
@@ -73,12 +78,13 @@ BLANK = re.compile(r"^((?:blank|exp)\d+)_(?:visible|hidden)$")
 
 
 def is_bonus(grade_id: str) -> bool:
-    """True for the cells whose points are bonus: Part 7's, with experiments = "bonus"."""
+    """True for the cells whose points are bonus: Part 7's (its tests and its written answers),
+    with experiments = "bonus" in sdskit/config.py."""
     return COURSE.experiments == "bonus" and locate.part7(grade_id)
 
 
 def counted_maximum(points: dict) -> float:
-    """max_total: every test's points but the bonus ones."""
+    """max_total: every graded cell's points but the bonus ones."""
     return sum(p for (_, gid), p in points.items() if not is_bonus(gid))
 
 
@@ -97,24 +103,56 @@ class StudentResult:
     messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
     cpu_s: float = 0.0  # CPU seconds its blanks took in the sandbox (for the benchmark)
     sources: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's code
+    # grade_id -> the student's written answer ("" no response, None no cell found)
+    written: dict[str, str | None] = field(default_factory=dict)
+    # grade_id -> the written answer's points as graded so far (None: not graded yet); set by
+    # grade() from the scores file on every run (`set_written_points`), not part of the cache.
+    written_points: dict[str, float | None] = field(default_factory=dict)
 
     def points_by_column(self) -> dict[str, float]:
-        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is."""
+        """grades.csv's columns: blankN sums blankN_visible and blankN_hidden; others as is;
+        then `written:<grade_id>` for each written answer graded so far."""
         columns: dict[str, float] = {}
         for _, grade_id, score, _ in self.cells:
             match = BLANK.match(grade_id)
             column = match.group(1) if match else grade_id
             columns[column] = columns.get(column, 0.0) + score
+        columns.update({f"written:{gid}": points for gid, points in self.written_points.items()
+                        if points is not None})
         return columns
 
     @property
+    def automatic(self) -> float:
+        """The tests' points (what the sandbox decided), bonus ones included."""
+        return sum(score for _, _, score, _ in self.cells)
+
+    @property
+    def written_so_far(self) -> float:
+        """The written answers' points graded so far, bonus ones included."""
+        return sum(p for p in self.written_points.values() if p is not None)
+
+    @property
     def total(self) -> float:
-        """The points that count: every test's, less the bonus ones (is_bonus)."""
-        return sum(score for _, gid, score, _ in self.cells if not is_bonus(gid))
+        """The points that count: the tests' and the written answers' graded so far, less the
+        bonus ones (is_bonus)."""
+        return self.automatic + self.written_so_far - self.bonus
 
     @property
     def bonus(self) -> float:
-        return sum(score for _, gid, score, _ in self.cells if is_bonus(gid))
+        """Part 7's points with experiments = "bonus": its tests' and its written answers'."""
+        return (sum(score for _, gid, score, _ in self.cells if is_bonus(gid))
+                + sum(p for gid, p in self.written_points.items()
+                      if p is not None and is_bonus(gid)))
+
+    @property
+    def written_missing(self) -> list[str]:
+        """The written questions not graded yet."""
+        return [gid for gid, points in self.written_points.items() if points is None]
+
+    def set_written_points(self, scores: dict) -> None:
+        self.written_points = {q.grade_id: written_scores.effective(
+            self.written.get(q.grade_id), scores.get((self.student_id, q.grade_id)))
+            for q in written.questions()}
 
 
 def find_class_folder(submissions: Path, workdir: Path) -> Path:
@@ -141,14 +179,13 @@ def find_class_folder(submissions: Path, workdir: Path) -> Path:
 
 
 def max_points() -> dict[tuple[str, str], float]:
-    """(notebook, grade_id) -> points, for every test cell of the release notebook. Written
-    answers (cells graded by hand) are not graded here."""
+    """(notebook, grade_id) -> points, for every graded cell of the release notebook."""
     points = {}
     for name in COURSE.notebooks:
         notebook = json.loads((NOTEBOOKS / name).read_text())
         for cell in notebook["cells"]:
             meta = cell.get("metadata", {}).get("nbgrader", {})
-            if meta.get("grade") and cell.get("cell_type") == "code":
+            if meta.get("grade"):
                 points[(Path(name).stem, meta["grade_id"])] = float(meta.get("points", 0))
     return points
 
@@ -195,6 +232,14 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
             verdicts = {}
     else:
         result.notes.append(located.fatal + ": 0 points for it")
+    asked = written.questions()
+    result.written = ({q.grade_id: None for q in asked} if located.fatal else
+                      written.find_answers(located.path, asked))
+    for question in asked:
+        if located.fatal is None and result.written[question.grade_id] is None:
+            result.flags.append(tr("written answer not found for {title}: no cell of the "
+                                   "notebook holds it, so it counts as no response unless a "
+                                   "grader scores it", title=question.title()))
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
     for unit in units:
@@ -243,9 +288,9 @@ def references_changed() -> bool:
     return changed
 
 
-def write_plain_feedback(result: StudentResult, out: Path) -> None:
+def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None:
     """OUT/feedback/<student>/<notebook>.html without nbgrader (where it could not record the
-    student): each test's outcome and the flags."""
+    student): each test's outcome, each written answer's points and comment, and the flags."""
     notebook = Path(COURSE.notebooks[0]).stem
     rows = []
     for nb, gid, score, maximum in result.cells:
@@ -253,9 +298,18 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
         rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True))}</td>"
                     f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
-    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
     total = sum(c[2] for c in result.cells)
     maximum = sum(c[3] for c in result.cells)
+    for question in written.questions():
+        score = scores.get((result.student_id, question.grade_id))
+        points = written_scores.effective(result.written.get(question.grade_id), score)
+        label = tr("Written answer: {title}", title=question.title())
+        shown = (tr("not graded yet (of {points})", points=written.points_text(question.points))
+                 if points is None else f"{points:g} / {question.points:g}")
+        rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(shown)}</td>"
+                    f"<td><pre>{html.escape(score.comment if score else '')}</pre></td></tr>")
+        total, maximum = total + (points or 0.0), maximum + question.points
+    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
             f"{html.escape(result.student_id)}</title><style>pre {{ white-space: pre-wrap; }} "
             "td, th { border: 1px solid #555; padding: 4px 8px; vertical-align: top; } "
@@ -270,29 +324,43 @@ def write_plain_feedback(result: StudentResult, out: Path) -> None:
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
-    """cells.csv and grades.csv. With experiments = "bonus", Part 7's points go to `bonus`
-    (out of `max_bonus`) and stay out of `total` and `max_total`."""
-    blanks = sorted({BLANK.match(gid).group(1) for _, gid in points if BLANK.match(gid)},
+    """cells.csv (the automatic tests) and grades.csv: the blanks and Part 7's experiments,
+    `automatic` (their sum), one `written:<grade_id>` column per written question (empty: not
+    graded yet), `written` (their sum so far), `total` (automatic + written), `max_total`, and
+    `written_missing` (the written questions not graded yet: until it is empty, the total may
+    still rise). With experiments = "bonus", Part 7's points (tests and written answers) go to
+    `bonus` (out of `max_bonus`) and stay out of `total` and `max_total`."""
+    asked = written.questions()
+    written_ids = {q.grade_id for q in asked}
+    automatic = {key: value for key, value in points.items() if key[1] not in written_ids}
+    blanks = sorted({BLANK.match(gid).group(1) for _, gid in automatic if BLANK.match(gid)},
                     key=_column_order)
-    others = sorted({gid for _, gid in points if not BLANK.match(gid)})
-    bonus = [gid for _, gid in points if is_bonus(gid)]
+    others = sorted({gid for _, gid in automatic if not BLANK.match(gid)})
+    bonus = any(is_bonus(gid) for _, gid in points)
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "notebook", "grade_id", "points", "max_points"])
         for result in results:
             for notebook, grade_id, score, maximum in result.cells:
                 writer.writerow([result.student_id, notebook, grade_id, score, maximum])
+    everything = sum(automatic.values()) + sum(q.points for q in asked)
+    maximum = everything - sum(p for (_, gid), p in automatic.items() if is_bonus(gid)) \
+        - sum(q.points for q in asked if is_bonus(q.grade_id))
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student_id", *blanks, *others, "total", "max_total",
-                         *(["bonus", "max_bonus"] if bonus else []), "notes", "flags"])
-        counted = counted_maximum(points)
-        extra = sum(points.values()) - counted
+        writer.writerow(["student_id", *blanks, *others, "automatic",
+                         *(f"written:{q.grade_id}" for q in asked), "written", "total",
+                         "max_total", *(["bonus", "max_bonus"] if bonus else []),
+                         "written_missing", "notes", "flags"])
         for result in results:
             by_column = result.points_by_column()
+            given = result.written_points
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
-                             *(by_column.get(c, 0.0) for c in others), result.total, counted,
-                             *([result.bonus, extra] if bonus else []),
+                             *(by_column.get(c, 0.0) for c in others), result.automatic,
+                             *("" if given.get(q.grade_id) is None else given[q.grade_id]
+                               for q in asked), result.written_so_far, result.total,
+                             maximum, *([result.bonus, everything - maximum] if bonus else []),
+                             " ".join(result.written_missing),
                              "; ".join(result.notes), "; ".join(result.flags)])
 
 
@@ -352,11 +420,11 @@ def plot_pass_rates(rates: dict[str, float], students: int, path: Path) -> None:
     names = [re.sub(r"^(blank|exp)(\d+)$", lambda m: f"{m.group(1)} {m.group(2)}", u)
              for u in rates]
     bars = axis.bar(names, percent, color="#4c72b0")
+    axis.tick_params(axis="x", labelsize=8)
     axis.bar_label(bars, labels=[f"{p:.0f}%" for p in percent], padding=2, fontsize=9)
     axis.set_ylim(0, 112)
     axis.set_yticks(range(0, 101, 25))
     axis.set_ylabel("students passing both tests (%)")
-    axis.tick_params(axis="x", labelsize=8)
     axis.set_title(f"Pass rate per blank ({students} student{'s' if students != 1 else ''})")
     axis.spines[["top", "right"]].set_visible(False)
     figure.tight_layout()
@@ -365,20 +433,25 @@ def plot_pass_rates(rates: dict[str, float], students: int, path: Path) -> None:
 
 
 def print_table(results: list[StudentResult]) -> None:
+    asked = written.questions()
     width = max([len(r.student_id) for r in results] + [10])
     columns = [f"blank{i}" for i in range(1, 8)]
-    columns += sorted({c for r in results for c in r.points_by_column() if c.startswith("exp")},
-                      key=_column_order)
+    columns += sorted({c for r in results for c in r.points_by_column()
+                       if re.fullmatch(r"exp\d+", c)}, key=_column_order)
     heads = [f"b{c[5:]}" if c.startswith("blank") else f"e{c[3:]}" for c in columns]
-    print(f"{'student':<{width}}  " + " ".join(heads) + "   total")
+    header = f"{'student':<{width}}  " + " ".join(heads) + "   total"
+    column = tr("written")
+    print(header + (f"   {column}" if asked else ""))
     for result in results:
         per_blank = result.points_by_column()
-        maximum = sum(m for _, gid, _, m in result.cells if not is_bonus(gid))
+        maximum = sum(m for *_, m in result.cells)
         row = " ".join(f"{per_blank.get(c, 0):>2g}" for c in columns)
+        shown = ""
+        if asked:
+            done = "-" if result.written_missing else f"{result.written_so_far:g}"
+            shown = f"   {done}/{sum(q.points for q in asked):g}"
         notes = "; ".join(result.notes + result.flags)
-        bonus = (f" +{result.bonus:g} bonus" if any(is_bonus(gid) for _, gid, _, _ in result.cells)
-                 else "")
-        print(f"{result.student_id:<{width}}  {row}   {result.total:g}/{maximum:g}{bonus}"
+        print(f"{result.student_id:<{width}}  {row}   {result.automatic:g}/{maximum:g}" + shown
               + (f"   ({notes})" if notes else ""))
 
 
@@ -389,7 +462,7 @@ def _load_cached(path: Path, key: str) -> StudentResult | None:
             return None
         return StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
                              data["notes"], data["flags"], data["messages"], data["cpu_s"],
-                             data["sources"])
+                             data["sources"], data["written"])
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or older: grade again
         return None
 
@@ -401,33 +474,53 @@ def _save(path: Path, key: str, result: StudentResult) -> None:
     os.replace(temporary, path)  # atomic: an interrupted batch never leaves half a result
 
 
-def record(results: list[StudentResult], keys: dict[str, str], out: Path) -> dict[str, str]:
+def record(results: list[StudentResult], keys: dict[str, str], out: Path,
+           scores: dict) -> dict[str, str]:
     """nbgrader's gradebook and feedback for these results (autograder/gradebook.py), redone
-    only when a student's key or the recording code changed: an unchanged regrade keeps
-    OUT/course and OUT/feedback. Returns {student_id: why nbgrader could not record them}."""
+    only when something they hold changed: a student's key or the recording code (then
+    everything), or only the written answers' scores (then only the scores and the feedback).
+    An unchanged regrade keeps OUT/course and OUT/feedback. Returns {student_id: why nbgrader
+    could not record them}."""
     digest = hashlib.sha256()
     templates = sorted(p for p in gradebook.TEMPLATES.rglob("*") if p.is_file())
-    for path in [Path(gradebook.__file__), Path(course.__file__), SOLUTIONS / COURSE.notebooks[0],
-                 *templates]:
+    for path in [Path(gradebook.__file__), Path(course.__file__), Path(written.__file__),
+                 Path(written_pages.__file__), Path(written_scores.__file__),
+                 SOLUTIONS / COURSE.notebooks[0], *templates]:
         digest.update(path.read_bytes())
     digest.update(json.dumps([[r.student_id, keys[r.student_id]] for r in results]).encode())
     key = digest.hexdigest()
+    per_student = {r.student_id: hashlib.sha256(json.dumps(sorted(
+        [gid, score.points, score.comment] for (student, gid), score in scores.items()
+        if student == r.student_id)).encode()).hexdigest()[:16] for r in results}
+    scores_key = hashlib.sha256(json.dumps(sorted(per_student.items())).encode()).hexdigest()
     stamp = out / "course" / "recorded.json"
+    kept = None
     try:
         kept = json.loads(stamp.read_text())
         pages = [out / "feedback" / r.student_id / locate.NOTEBOOK.replace(".ipynb", ".html")
                  for r in results if r.student_id not in kept["problems"]]
-        if kept["key"] == key and all(page.is_file() for page in pages):
+        if kept["key"] != key or not all(page.is_file() for page in pages):
+            kept = None
+        elif kept["scores"] == scores_key:
             print("nbgrader's gradebook and the feedback already hold these results: kept them",
                   flush=True)
             return kept["problems"]
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
-    root = course.create(out / "course")
-    course.generate_release(root)
-    problems = gradebook.record(root, results, out)
-    stamp.write_text(json.dumps({"key": key, "problems": problems}))
+        kept = None
+    root = out / "course"
+    if kept is not None and not kept["problems"] and isinstance(kept.get("students"), dict):
+        changed = {s for s, digest in per_student.items() if kept["students"].get(s) != digest}
+        print(tr("recording the written answers' scores in nbgrader's gradebook and writing "
+                 "the feedback of {count} student(s) whose scores changed ...",
+                 count=len(changed)), flush=True)
+        problems = gradebook.publish(root, results, out, scores, only=changed)
+    else:
+        print("recording the grades in nbgrader's gradebook and writing feedback ...", flush=True)
+        root = course.create(root)
+        course.generate_release(root)
+        problems = gradebook.record(root, results, out, scores)
+    stamp.write_text(json.dumps({"key": key, "scores": scores_key, "students": per_student,
+                                 "problems": problems}))
     return problems
 
 
@@ -447,8 +540,14 @@ def write_unassigned(unassigned: list, out: Path) -> None:
 
 
 def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = None,
-          similarity_report: bool = False) -> list[StudentResult]:
-    out.mkdir(parents=True, exist_ok=True)
+          similarity_report: bool = False, scores_file: Path | None = None,
+          blind: bool = False) -> tuple[list[StudentResult], dict]:
+    """Grade every student of SUBMISSIONS into OUT. Returns the results, in the class's order
+    (each with its written answers' points so far), and the written answers' scores read from
+    `scores_file` ({(student, grade_id): Score})."""
+    asked = written.questions()
+    for problem in written.release_problems(asked):
+        raise SystemExit(f"error: {problem}")
     kind = sandbox.sandbox_kind()
     sandbox_kind_cache["kind"] = kind
     if kind == "none":
@@ -459,12 +558,19 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
     with tempfile.TemporaryDirectory() as tmp:
         class_folder = find_class_folder(submissions, Path(tmp))
         students, unassigned = collection.gather(class_folder, Path(tmp), id_pattern)
-        write_unassigned(unassigned, out)
         if not students:
+            out.mkdir(parents=True, exist_ok=True)
+            write_unassigned(unassigned, out)
             raise SystemExit(f"error: {submissions} holds no student folders and no notebooks "
                              "named after students. Expected one subfolder per student id, or "
                              "files named as Canvas or Moodle export them, or <student_id>.ipynb "
                              "(README: Grade a class; --id-pattern for other names).")
+        # A bad scores file stops here, before anything is written.
+        labels_file = out / "written" / "labels.csv"
+        scores = {} if scores_file is None else written_scores.read_scores(
+            scores_file, [p.name for p in students], asked, written_scores.read_labels(labels_file))
+        out.mkdir(parents=True, exist_ok=True)
+        write_unassigned(unassigned, out)
         points = max_points()
         release = locate.release_cells()
         kit = sandbox.kit_fingerprint()
@@ -513,18 +619,21 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
 
             documents = similarity.read_class(students)
     ordered = [results[p.name] for p in students]
-    problems = record(ordered, keys, out)
+    for result in ordered:
+        result.set_written_points(scores)
+    problems = record(ordered, keys, out, scores)
     for result in ordered:
         if result.student_id in problems:
             result.flags.append("nbgrader could not record this student, so the feedback is "
                                 f"the kit's plain page ({problems[result.student_id]})")
-            write_plain_feedback(result, out)
+            write_plain_feedback(result, out, scores)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)
+    written_pages.write_outputs(ordered, out, scores, blind, given=scores_file is not None)
     if documents is not None:
         print()
         similarity.write_report(documents, out, ordered)
-    return ordered
+    return ordered, scores
 
 
 def main(argv=None) -> None:
@@ -538,6 +647,14 @@ def main(argv=None) -> None:
                              "a (?P<file>...) group); replaces the Canvas/Moodle/plain rules")
     parser.add_argument("--out", type=Path, required=True, help="where results are written")
     parser.add_argument("--jobs", type=int, default=1, help="students graded at once")
+    parser.add_argument("--written-scores", type=Path, default=None, metavar="FILE",
+                        help=tr("the written answers' scores, filled in (student, question, "
+                                "points, comment; OUT/written/scores.csv is the file to fill): "
+                                "they go into grades.csv, the gradebook and the feedback"))
+    parser.add_argument("--blind", action="store_true",
+                        help=tr("show anonymous labels instead of student ids on the written "
+                                "answers' pages and in their scores file (the key: "
+                                "OUT/written/labels.csv)"))
     parser.add_argument("--similarity", action="store_true",
                         help="rank pairs of students by shared unusual code and prose "
                              "(OUT/similarity.csv, OUT/similarity.html): for a "
@@ -568,7 +685,8 @@ def main(argv=None) -> None:
         lms.check(args.canvas_gradebook, args.moodle_worksheet, args.canvas_column)
     except lms.LMSFileError as error:
         raise SystemExit(f"error: {error}") from None
-    results = grade(args.submissions, args.out, args.jobs, args.id_pattern, args.similarity)
+    results, scores = grade(args.submissions, args.out, args.jobs, args.id_pattern,
+                            args.similarity, scores_file=args.written_scores, blind=args.blind)
     print()
     print_table(results)
     print(f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'} and "
@@ -578,6 +696,11 @@ def main(argv=None) -> None:
               f"{args.out / 'unassigned_files.csv'}")
     if args.canvas_gradebook or args.moodle_worksheet:
         print()
+        pending = sum(bool(r.written_missing) for r in results)
+        if pending:
+            print(tr("note: {count} student(s) have written answers not graded yet; their LMS "
+                     "grade counts only what has been graded (grades.csv: written_missing).",
+                     count=pending))
         try:
             lms.export(results, counted_maximum(max_points()), args.out, args.canvas_gradebook,
                        args.moodle_worksheet, args.canvas_column, args.missing_as_zero)

@@ -18,7 +18,8 @@ Each submission is graded exactly as `autograder/grade.py` grades one student
 (`grade.grade_student`: the same cell finding, the same sandboxed worker, the same checks).
 results.json holds one Gradescope test per test cell (`Blank N: visible test`, `Blank N: hidden
 test`), each with the student's message as its output; the hidden tests' results show only
-once the grades are published. The flags go to the submission's output and, for the staff, to
+once the grades are published. The written answers are not tests: the staff grade them as
+manually graded questions of the same assignment, and the output says so. The flags go to the submission's output and, for the staff, to
 `extra_data`. results.json is written whatever the submission does; run_autograder writes a
 zero-point result that asks for a regrade if this program itself cannot run.
 
@@ -39,6 +40,7 @@ import zipfile
 from pathlib import Path
 
 from sdskit.config import COURSE
+from sdskit.i18n import tr
 from sdskit.paths import ROOT
 
 BLANK_NUMBERS = range(1, 8)  # the seven blanks; experiment N is test number 7 + N
@@ -158,7 +160,11 @@ def build(out: Path) -> Path:
 # Grading one submission (Gradescope's container).
 # ---------------------------------------------------------------------------------------
 def results_json(result) -> dict:
-    """grade.py's StudentResult -> Gradescope's results.json."""
+    """grade.py's StudentResult -> Gradescope's results.json: the automatic points only (one
+    test per test cell). The written questions are manually graded questions of the same
+    Gradescope assignment (README: Grade on Gradescope), so they are not tests here. Part 7's
+    tests, with experiments = "bonus", are worth 0 and add their points to the score."""
+    from autograder import written
     from autograder.grade import is_bonus
 
     tests = []
@@ -185,6 +191,12 @@ def results_json(result) -> dict:
              + (f", {extra:g} of them bonus points (Part 7)" if extra else "")
              + ". Each blank has a visible test and a hidden one; the hidden tests' results "
              "show once grades are published."]
+    asked = written.questions()
+    if asked:
+        lines.append(tr("Your written answers ({titles}: {points} points) are graded by hand, "
+                        "not here: the course staff adds their points to this assignment.",
+                        titles=", ".join(q.title() for q in asked),
+                        points=written.points_text(sum(q.points for q in asked))))
     notes = result.flags + result.notes
     if notes:
         lines += ["", "Notes on your submission:"] + [f"- {note}" for note in notes]

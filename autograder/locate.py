@@ -129,6 +129,7 @@ def written_cells() -> set[str]:
 
 
 def test_cells() -> dict[str, str]:
+    """The release's test cells (graded code cells; a written answer is graded too, by hand)."""
     return {grade_id(c): source(c) for c in _release() if c.get("cell_type") == "code"
             and (c.get("metadata", {}).get("nbgrader") or {}).get("grade")}
 

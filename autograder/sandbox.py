@@ -478,7 +478,8 @@ def kit_fingerprint() -> str:
                  ROOT / "sdskit" / "config.py",
                  ROOT / "autograder" / "sandbox.py", ROOT / "autograder" / "locate.py",
                  ROOT / "autograder" / "ipython_cells.py",
-                 ROOT / "autograder" / "grade.py", REFERENCES, HIDDEN_REFERENCES,
+                 ROOT / "autograder" / "grade.py", ROOT / "autograder" / "written.py",
+                 REFERENCES, HIDDEN_REFERENCES,
                  ROOT / "notebooks" / COURSE.notebooks[0]]:
         digest.update(path.read_bytes())
     digest.update(json.dumps(limits(), sort_keys=True).encode())

@@ -99,11 +99,15 @@ def solution_answers() -> dict:
     return answers
 
 
-def fill(answers: dict, release: Path = NOTEBOOKS / NOTEBOOK) -> dict:
-    """The release notebook with blank k's stub replaced by answers[k] (None: left empty), and
-    each experiment's ("exp1" ...) by answers["exp1"] where the release has Part 7."""
+def fill(answers: dict, release: Path = NOTEBOOKS / NOTEBOOK,
+         written: dict[str, str] | None = None) -> dict:
+    """The release notebook with blank k's stub replaced by answers[k] (None: left empty),
+    each experiment's ("exp1" ...) by answers["exp1"] where the release has Part 7, and each
+    written question's YOUR ANSWER HERE by written[grade_id] (where given)."""
     notebook = copy.deepcopy(json.loads(Path(release).read_text()))
     cells = _cells_by_id(notebook)
+    for grade_id, text in (written or {}).items():
+        cells[grade_id]["source"] = _source(cells[grade_id]).replace("YOUR ANSWER HERE", text)
     for grade_id in {g for g, _ in REGIONS.values()}:
         if grade_id not in cells:  # Part 7 left out (sdskit/config.py)
             continue

@@ -9,7 +9,8 @@ English solution notebook with its markdown translated (scripts/make_translation
                                                 # the source for your own nbgrader course
 
 Before that, the repository URL and branch from sdskit/config.py are written into the
-solutions' setup cell, so that config.py stays the one place to set them.
+solutions' setup cell, and the written questions' points (`written_points`) into their answer
+cells' metadata (autograder/written.py), so that config.py stays the one place to set them.
 """
 
 import sys
@@ -21,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from autograder import course  # noqa: E402
+from autograder import course, written  # noqa: E402
 from scripts import make_translation  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import tr  # noqa: E402
 from sdskit.paths import NOTEBOOKS, SOLUTIONS  # noqa: E402
 
 
@@ -42,8 +44,7 @@ def source_notebook(notebook: str, language: str | None = None) -> dict:
                   "problems (`python scripts/make_translation.py` lists them); cells without a "
                   "translation stay in English")
         source = make_translation.edition_notebook(notebook, language)
-    course.apply_settings(source)
-    course.strip_model_answers(source)
+    course.prepare_source(source, language or "en")
     return source
 
 
@@ -63,17 +64,19 @@ def make_release(out: Path) -> list[Path]:
     for name in COURSE.notebooks:
         if course.sync_setup_cell(SOLUTIONS / name):
             print(f"updated the setup cell of solutions/{name} from sdskit/config.py")
+        if written.sync_points(SOLUTIONS / name):
+            print(tr(written.SYNCED, name=name))
     with tempfile.TemporaryDirectory() as tmp:
         root = course.create(Path(tmp) / "course")
         for language in COURSE.editions:
             write_source(root / "source" / COURSE.assignment, language)
         release = course.generate_release(root)
         out.mkdir(parents=True, exist_ok=True)
-        written = []
+        made = []
         for name in COURSE.released:
             shutil.copy(release / name, out / name)
-            written.append(out / name)
-    return written
+            made.append(out / name)
+    return made
 
 
 def main() -> None:
@@ -81,7 +84,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=NOTEBOOKS)
     parser.add_argument("--nbgrader-source", type=Path, metavar="DIR",
                         help="instead, write the source notebook for your own nbgrader course "
-                             "(model answers cut) into DIR, e.g. source/sds")
+                             "(ungraded model answers cut; the graded ones' are nbgrader's to "
+                             "clear) into DIR, e.g. source/sds")
     parser.add_argument("--edition", choices=COURSE.editions, default=None,
                         help="with --nbgrader-source: a translated edition instead of English")
     args = parser.parse_args()

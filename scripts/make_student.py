@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from autograder import leaks  # noqa: E402
+from autograder import leaks, written  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import tr_in  # noqa: E402
 from sdskit.paths import NOTEBOOKS, REFERENCES, ROOT, TINY_SD  # noqa: E402
 
 BUILD = ROOT / "build"
@@ -57,7 +58,7 @@ from a sentence.
    with more cases, which runs when your work is graded. A blank is graded on its own.
 5. Without a GPU everything works the same on a tiny offline model, except the pictures and the
    3D result (its pictures are noise).
-
+{written_en}
 ## Before you hand in
 *Runtime > Restart session and run all*, then run the last cell, "check my work": it prints a
 table of every blank's visible test. Then *File > Download > Download .ipynb*, keep the file
@@ -84,7 +85,7 @@ Stable Diffusion 가이던스 클래스의 빈칸 7개를 채우며 직접 구�
 4. 빈칸마다 지금 실행해 볼 수 있는 공개 테스트(1점)와, 채점할 때 더 많은 경우를 확인하는 숨겨진
    테스트(1점)가 있습니다. 빈칸은 각각 따로 채점됩니다.
 5. GPU가 없어도 작은 오프라인 모델로 모든 것이 똑같이 동작합니다. 다만 그림과 3D 결과는 노이즈입니다.
-
+{written_ko}
 ## 제출 전에
 *런타임 > 세션 다시 시작 및 모두 실행*을 한 뒤, 마지막 셀("check my work")을 실행하면 모든 빈칸의
 공개 테스트 결과가 표로 나옵니다. 그다음 *파일 > 다운로드 > .ipynb 다운로드*로 저장하고, 파일 이름은
@@ -118,10 +119,20 @@ def student_files() -> dict[str, Path]:
     return files
 
 
+def written_item(language: str) -> str:
+    """The README's line on the written questions (none if no question is graded)."""
+    asked = written.questions()
+    if not asked:
+        return ""
+    return tr_in(language, written.README_ITEM, titles=", ".join(q.title(language) for q in asked),
+                 points=written.points_text(sum(q.points for q in asked))) + "\n"
+
+
 def readme() -> str:
     rows = "\n".join(f"| `{name}` | [Open in Colab]({colab_url(name)}) |"
                      for name in sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
-    return README.format(rows=rows, repo=COURSE.student_repo_url)
+    return README.format(rows=rows, repo=COURSE.student_repo_url, written_en=written_item("en"),
+                         written_ko=written_item("ko"))
 
 
 def write_bundle(out: Path) -> Path:

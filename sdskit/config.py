@@ -34,6 +34,18 @@ class CourseConfig:
         return tuple(name for notebook in self.notebooks for name in
                      (notebook, *(self.edition(notebook, lang) for lang in self.editions)))
 
+    # Written answers, graded by hand (autograder/written.py): the points of each written
+    # question, by the grade_id of its answer cell. An answer cell is a markdown cell of
+    # solutions/ whose text holds a `### BEGIN SOLUTION` ... `### END SOLUTION` region: the model
+    # answer, then its rubric. `make release` writes these points into the cells' nbgrader
+    # metadata (a manually graded answer) and under each question's prompt; they add to the
+    # blanks' 14 points. 0 points: the question is not graded, and its model answer is cut from
+    # the release. Every answer cell needs an entry here.
+    # Part 7's three questions (exp1_answer ... exp3_answer) follow its `experiments` setting
+    # below: bonus points with "bonus", left out with "off".
+    written_points: dict[str, float] = field(default_factory=lambda: {
+        "think_answers": 3, "exp1_answer": 2, "exp2_answer": 2, "exp3_answer": 2})
+
     # Grading: seconds one cell may run, and one whole notebook, before it is stopped.
     cell_timeout_s: int = 300
     notebook_timeout_s: int = 1200
@@ -74,10 +86,6 @@ class CourseConfig:
     #   "off":    the release has no Part 7 at all, and nothing of it is graded.
     # `make release` applies it (scripts/make_release.py); re-run it after a change.
     experiments: str = "graded"
-    # Points of each written answer, by the grade_id of its cell ("manually graded answer" cells
-    # in solutions/); `make release` writes them into the cells' metadata.
-    written_points: dict = field(default_factory=lambda: {
-        "exp1_answer": 2, "exp2_answer": 2, "exp3_answer": 2})
 
     def __post_init__(self):
         if self.experiments not in ("graded", "bonus", "off"):

@@ -6,11 +6,56 @@ sees `ModelLoadError`: which model, why (offline, gated, not found, ...), what t
 original exception is kept as `__cause__` for whoever wants the full traceback.
 """
 
+import logging
+import re
+import warnings
 from pathlib import Path
 
 import torch
 
 from sdskit.paths import TINY_SD
+
+# Library messages that tell a student nothing, each silenced by its own text where it arises
+# (with the versions the kit pins; tests/test_student_bundle.py fails on any library warning in
+# the notebook's outputs, and tests/test_loading.py on those of a model loaded from the hub's
+# cache, as on a GPU):
+#   huggingface_hub 2.4 warns that diffusers 0.42.1 passes it `local_dir_use_symlinks` (ignored)
+#   whenever a config comes from the hub, the scheduler's in the notebook's class cell too;
+QUIET_WARNINGS = [r"The `local_dir_use_symlinks` argument is deprecated"]
+#   offline (HF_HUB_OFFLINE) or without a connection, huggingface_hub and diffusers say that they
+#   could not reach the hub, before loading the cached copy as asked; and transformers 5 says,
+#   where torchvision is missing, that the image processors that diffusers imports (and the kit
+#   never uses) fall back to their PIL versions.
+QUIET_LOGS = {
+    "huggingface_hub.hf_api": r"^Could not reach the Hub \(.*\)\. Using cached commit hash for ",
+    "diffusers.pipelines.pipeline_utils": r"^Couldn't connect to the Hub: .*\nWill try to load from local cache",
+    "transformers.utils.import_utils": r"^`\w+ImageProcessor` requires torchvision \(not installed\); "
+                                       r"falling back to `\w+ImageProcessorPil`",
+}
+
+
+class _Drop(logging.Filter):
+    """Drops a logger's records whose message matches `pattern`."""
+
+    def __init__(self, pattern):
+        super().__init__()
+        self.pattern = re.compile(pattern, re.DOTALL)
+
+    def filter(self, record):
+        return not self.pattern.search(record.getMessage())
+
+
+def quiet_library_messages():
+    """Install the filters above (sdskit.loading does it when imported; again is harmless)."""
+    for text in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=text, category=UserWarning)
+    for name, pattern in QUIET_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Drop) and f.pattern.pattern == pattern for f in logger.filters):
+            logger.addFilter(_Drop(pattern))
+
+
+quiet_library_messages()
 
 # Model ids that resolve on the model hub in November 2026. The original ids used by
 # stable-dreamfusion are gone: Stability AI removed `stabilityai/stable-diffusion-2-1-base`

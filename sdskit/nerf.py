@@ -424,8 +424,8 @@ def render_rays(field, origins, dirs, u, shading="albedo", light_position=None, 
     #    w_i = T_i alpha_i, C = sum_i w_i c_i + (1 - sum_i w_i) background
     delta = ((far - near) / n_samples)[..., None].expand_as(t)  # [B, R, S] (equal bins)
     alpha = 1 - torch.exp(-sigma * delta)  # [B, R, S]
-    transmittance = torch.cumprod(
-        torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1] + 1e-10], dim=-1), dim=-1)
+    transmittance = cumprod_positive(
+        torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha[..., :-1] + 1e-10], dim=-1))
     weights = alpha * transmittance  # [B, R, S]
     opacity = weights.sum(-1)  # [B, R]
     depth = (weights * t).sum(-1)  # [B, R] (expected distance; 0 where empty)
@@ -466,6 +466,28 @@ def render_rays(field, origins, dirs, u, shading="albedo", light_position=None, 
     rgb = color + (1 - opacity[..., None]) * background  # [B, R, 3]
     out.update(image=rgb, opacity=opacity, depth=depth, weights=weights)
     return out
+
+
+class _CumprodPositive(torch.autograd.Function):
+    """torch.cumprod along the last dimension, for inputs with no zeros. Its backward is the one
+    torch uses for such inputs, d/dx_k = sum_{i >= k} grad_i y_i / x_k (a reversed cumulative
+    sum), the same operations; torch's own backward first asks the GPU whether any input is 0,
+    a wait that a CUDA graph cannot record (the fast path records render_rays' backward)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.cumprod(x, dim=-1)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        return (y * grad).flip(-1).cumsum(-1).flip(-1).div(x)
+
+
+def cumprod_positive(x):  # [..., S] with no zeros -> cumulative products along the last dim
+    return _CumprodPositive.apply(x)
 
 
 @torch.no_grad()

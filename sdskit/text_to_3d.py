@@ -15,10 +15,14 @@ view"), and lets `sd.train_step` turn the render into a loss whose gradient is t
 Why the defaults take about ten minutes on a free Colab T4 (SD 2.1-base, fp16): see
 T4_ESTIMATE below, and scripts/benchmark_sds_step.py, which measures the step.
 
-Opt-in fast path, TextTo3DConfig(fast=True): the U-Net, the VAE encoder (forward and backward)
-and the NeRF render run as compiled CUDA graphs (fast_path, compiled_render_rays). Measured on
-an NVIDIA H200 (SD 2.1-base architecture, random weights, fp16): 40.2 it/s against 13.2 eager,
-after about 4 minutes of compilation, so it pays off for long runs (thousands of steps).
+The fast path (TextTo3DConfig.fast, sdskit/fast.py): the U-Net, the VAE encoder (forward and
+backward) and the NeRF render replayed as CUDA graphs of their eager kernels: the same results,
+ready in under a second. On an NVIDIA H200 (SD 2.1-base architecture, random weights, fp16) the
+loop runs 28.6 it/s against 15.0 eager, and the final cell (loading, steps, export) takes 37 s
+against 46 for the default 400 steps, 88 s against 162 for 2,000. run() takes it by default on
+a large GPU (fast_min_capability); on smaller GPUs, with vram_O, or on a CPU, the step stays
+eager. For very long runs, fast_compile records torch.compile's kernels instead (42 it/s after
+99 s of compiling).
 
 The export (turntable, views, mesh) renders and queries the field in pieces sized by the free
 GPU memory and the loop's own peak (export_samples), so it needs no more memory than the loop.
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 
 from sdskit import nerf as N
+from sdskit.i18n import tr
 
 # How the defaults were sized (steps=400 at 64 x 64, 64 samples per ray, batch 1, fp16):
 #   scripts/benchmark_sds_step.py on an H100 (SD 2.1-base architecture, random weights, fp16)
@@ -61,10 +66,16 @@ class TextTo3DConfig:
     negative_prompt: str = ""     # the "unconditional" prompt
     seed: int = 0                 # cameras, samples, lights and SDS noise all follow it
     fp16: bool = True             # autocast the NeRF to fp16 on a GPU
-    # opt-in, on a GPU: the whole step compiled (see fast_path below): the U-Net and the VAE
-    # encoder as CUDA graphs, the NeRF render too. The first steps compile (about 3-4 minutes on
-    # an H200); later steps run ~3x faster there, so it pays off for long runs.
-    fast: bool = False
+    # the fast path (fast_path below): the U-Net, the VAE encoder and the NeRF render replayed
+    # as CUDA graphs. None: where it pays (a GPU of compute capability >= fast_min_capability,
+    # the whole model on it); True: on any GPU; False: never.
+    fast: bool | None = None
+    fast_min_capability: tuple = (9, 0)  # Hopper and newer: where it was measured (see fast_path)
+    # graphs of torch.compile's kernels instead of the eager ones (sdskit.fast.FastPath.compile):
+    # 42 it/s against 29 on an H200, after 99 s of compiling the first time on a machine. None:
+    # for runs of at least fast_compile_steps steps, where that pays for itself (sdskit.fast).
+    fast_compile: bool | None = None
+    fast_compile_steps: int = 9000
 
     # --- what is rendered each step ---
     height: int = 64              # render size; train_step upsamples to 512 for the VAE
@@ -195,12 +206,10 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     losses = []
     from tqdm.auto import tqdm
 
-    fast = cfg.fast and device.type == "cuda"
-    ray_renderer = None
-    if fast:
-        fast_path(sd)
-        ray_renderer = compiled_render_rays()
-    elif cfg.fast:
+    # the fast path where it pays (TextTo3DConfig.fast), else None: the eager step
+    fast = _fast_path_for(sd, cfg, device, steps) if cfg.fast is not False else None
+    ray_renderer = fast.renderer() if fast else None
+    if cfg.fast and device.type != "cuda":
         notes.append("fast=True needs a GPU: ran the plain (eager) step.")
 
     # The text encoder is not needed again: its GPU memory is lent to the loop and the export.
@@ -217,8 +226,6 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
                 shading = "albedo"
             else:
                 shading = shading_names[torch.multinomial(shading_p, 1, generator=None).item()]
-            if fast:  # a new step: the CUDA graphs may reuse the last step's buffers
-                torch.compiler.cudagraph_mark_step_begin()
 
             # Only the NeRF runs under autocast: Stable Diffusion already runs in sd.precision_t,
             # and autocast would move its group norms back to fp32 and add a cast per operation.
@@ -257,6 +264,7 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
 
         result = TextTo3DResult(model=model, config=cfg, losses=losses, seconds=seconds,
                                 steps=steps, notes=notes)
+        ray_renderer = None  # the NeRF's graphs and their memory: the export renders eagerly
         if cfg.export:
             # What only the loop needed goes first, so the export has the loop's memory to use.
             loop_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
@@ -530,48 +538,55 @@ def show(result):
 
 
 # ----------------------------------------------------------------------------------------------
-# The fast path (opt-in: TextTo3DConfig(fast=True))
+# The fast path (sdskit/fast.py)
 # ----------------------------------------------------------------------------------------------
 
-# torch.compile modes, chosen with scripts/benchmark_sds_step.py --explore (NVIDIA H200, SD 2.1-base
-# architecture, fp16; forward and backward, median ms):
-#   VAE encoder at 512: eager 24.2, eager channels_last 31.9, compiled "default" (channels_last)
-#                       21.6, "reduce-overhead" 16.6, "reduce-overhead" channels_last 18.4
-#                       (cudnn.benchmark: no change)
-#   NeRF render 64x64x64: albedo eager 7.95, "default" 8.86, "reduce-overhead" 3.65;
-#                         lambertian eager 9.36, "default" 11.68, "reduce-overhead" 4.84
-# "reduce-overhead" replays each as a CUDA graph: the launches of hundreds of small kernels
-# (the U-Net's ~1000) go, and Inductor fuses the pointwise work between them. Each new NeRF
-# (each run()) is recorded again in its first steps: its parameters live at new addresses.
-UNET_MODE = "reduce-overhead"
-VAE_MODE = "reduce-overhead"
-NERF_MODE = "reduce-overhead"
+def fast_path(sd, compile=False):
+    """Speed up `sd`'s step on a GPU, in place: its U-Net forward and its VAE encoder (forward
+    and backward) are replayed as CUDA graphs of their eager kernels (sdskit/fast.py), recorded
+    at their first call. Same results as eager (sdskit.fast.MEASURED). run() calls it when
+    TextTo3DConfig.fast asks for it, and replays the NeRF render too. compile: graphs of
+    torch.compile's kernels instead (TextTo3DConfig.fast_compile). Returns sd."""
+    from sdskit import fast
 
-
-def fast_path(sd):
-    """Speed up `sd`'s step on a GPU, in place: the U-Net (channels_last) and the VAE encoder
-    (forward and backward) compiled (torch.compile; CUDA graphs). Same results within fp16
-    rounding (one train_step at a fixed t and noise, NVIDIA H200: loss 4e-5 relative, gradient
-    on pred_rgb 1.0e-2, as eager with other kernels gives). The first steps after this compile
-    (about 3 minutes, NeRF render included); later steps are fast.
-    Called by run() when TextTo3DConfig.fast is set. Returns sd."""
-    if hasattr(sd.unet, "_orig_mod"):  # already done
-        return sd
     if hasattr(sd.unet, "_hf_hook"):
         raise ValueError("fast=True needs the whole model on the GPU, but this StableDiffusion was "
                          "built with vram_O=True, which streams its weights from the CPU. Build it "
                          "with vram_O=False, or leave fast off.")
-    sd.unet.to(memory_format=torch.channels_last)
-    sd.unet = torch.compile(sd.unet, mode=UNET_MODE, dynamic=False)
-    sd.vae.encoder = torch.compile(sd.vae.encoder, mode=VAE_MODE, dynamic=False)
+    fast.enable(sd, compile)
     return sd
 
 
-_COMPILED = {}
+def _fast_path_for(sd, cfg, device, steps=None):
+    """The FastPath for this run on `device`, or None where the step stays eager: a CPU,
+    fast=None and a GPU older than cfg.fast_min_capability, weights streamed from the CPU
+    (vram_O), a U-Net or VAE that is not diffusers' own (fast.graphable), or a fast path that
+    failed before (it said so then). A failure here says so in one line; the run goes on eagerly.
+    Compiled (fast_compile) for runs of fast_compile_steps or more."""
+    from sdskit import fast
 
-
-def compiled_render_rays():
-    """nerf.render_rays compiled (fused kernels for the hash grid, MLP and compositing), once."""
-    if "render_rays" not in _COMPILED:
-        _COMPILED["render_rays"] = torch.compile(N.render_rays, mode=NERF_MODE, dynamic=False)
-    return _COMPILED["render_rays"]
+    if device.type != "cuda":
+        return None
+    steps = cfg.steps if steps is None else steps
+    compile = cfg.fast_compile if cfg.fast_compile is not None else steps >= cfg.fast_compile_steps
+    known = getattr(sd, fast.ATTRIBUTE, None)
+    if known is not None and known.failed is not None:
+        return None
+    if known is not None and (known.compiled or not compile):
+        return known
+    parts = fast.graphable(sd)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if not parts or hasattr(sd.unet, "_hf_hook") or (
+            cfg.fast is None and torch.cuda.get_device_capability(index) < tuple(cfg.fast_min_capability)):
+        if cfg.fast:
+            print(tr("fast=True needs a StableDiffusion whose diffusers U-Net and VAE are on the "
+                     "GPU (not vram_O=True): this run takes the eager step."))
+        return None
+    try:
+        fast_path(sd, compile)
+    except Exception as error:  # noqa: BLE001 - say it in one line, go on eagerly
+        why = f"{type(error).__name__}: {error}"[:200]
+        print(tr("The fast path could not be set up ({error}), so this run takes the eager step: "
+                 "the same results, only slower.", error=why))
+        return None
+    return getattr(sd, fast.ATTRIBUTE)

@@ -26,11 +26,11 @@ NOTEBOOK = submissions.NOTEBOOK
 
 
 def _release_points() -> dict[str, float]:
-    """grade_id -> points of every test cell of the release notebook."""
+    """grade_id -> points of every test cell of the release notebook (the automatic points;
+    the written answers are graded by hand)."""
     cells = json.loads((ROOT / "notebooks" / NOTEBOOK).read_text())["cells"]
     return {c["metadata"]["nbgrader"]["grade_id"]: float(c["metadata"]["nbgrader"]["points"])
-            for c in cells if c["metadata"].get("nbgrader", {}).get("grade")
-            and c["cell_type"] == "code"}  # written answers are graded by hand, not here
+            for c in cells if c["cell_type"] == "code" and c["metadata"].get("nbgrader", {}).get("grade")}
 
 
 def _layout(base: Path, name: str, zip_path: Path, files: dict[str, bytes]) -> Path:
@@ -140,6 +140,15 @@ def test_results_follow_gradescopes_format(emulated, student):
         assert "Traceback" not in test["output"]
     assert results["stdout_visibility"] == "hidden"
     assert NOTEBOOK in results["output"]
+
+
+def test_written_answers_are_left_to_the_staff(emulated):
+    """results.json holds the automatic points only: no test for a written question, and the
+    output says those are graded by hand in the same assignment."""
+    results = emulated["results"]["complete"]
+    assert not any("think" in t["name"].lower() for t in results["tests"])
+    assert results["score"] == sum(_release_points().values())
+    assert "Your written answers (Think about it: 3 points) are graded by hand" in results["output"]
 
 
 def test_failures_are_explained_to_the_student(emulated):

@@ -2,10 +2,13 @@
 generated class handed in the way an LMS exports it: one flat .zip of notebooks named as Canvas
 and Moodle name them, or <student_id>.ipynb. The class: the solution, the blank release, a
 partly wrong notebook, each typical mistake alone, every correct alternative at once, a
-student with no notebook, a broken one, and files with no student id. One grading run serves
-every test here; the plain nbgrader recipe of the README is run on three of its students."""
+student with no notebook, a broken one, and files with no student id; some wrote the written
+answer (one in Korean, one in a cell that lost its labels). One grading run serves every test
+here; the plain nbgrader recipe of the README is run on three of its students, and the written
+answers' scores go through grade.py again, on copies of its output."""
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -16,13 +19,14 @@ import zipfile
 
 import pytest
 
-from autograder import collection, grade, gradebook, lms, locate, submissions
+from autograder import collection, grade, gradebook, submissions, written_scores
 from sdskit.config import COURSE
 from sdskit.paths import NOTEBOOKS, ROOT
 
 POINTS_PER_BLANK = 2.0
 BLANKS = sorted(submissions.BLANKS)
 UNITS = submissions.graded_units()  # the blanks, then Part 7's experiments ("exp1" ...)
+TESTS_MAX = POINTS_PER_BLANK * len(UNITS)  # 14, or 20 with Part 7 graded
 
 
 def _column(unit) -> str:
@@ -34,6 +38,20 @@ CANVAS = {"1001": "completeann_1001_5001_sds_assignment.ipynb",
 UNASSIGNED = ("Copy of sds_assignment.ipynb", "readme.txt")
 # A student who did the Korean edition (Canvas naming): graded exactly as the English one.
 KOREAN = f"kimmin_1010_5010_{COURSE.edition(submissions.NOTEBOOK, 'ko')}"
+# The written answers some students gave (the others left the cell as released). mistake2's
+# cell lost its nbgrader labels; its answer is found by its prompt. One tries to run script.
+WRITTEN = {
+    "1001": "1. Back-propagating through the U-Net costs a backward pass and its activations.\n"
+            "2. The pixels run away from $z^*$ until the clamp.\n3. A control variate.",
+    "1002": "I am not sure. <script>alert('x')</script>",
+    "1010": "1. U-Net을 거치는 역전파가 비쌉니다.\n2. 목표에서 멀어집니다.\n3. 제어 변량입니다.",
+    "mistake2": "Only question 3: subtracting the known noise lowers the variance.",
+}
+WRITTEN_MAX = sum(float(p) for p in COURSE.written_points.values())
+
+
+def _written(student: str) -> dict[str, str]:
+    return {"think_answers": WRITTEN[student]} if student in WRITTEN else {}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +62,7 @@ def graded(tmp_path_factory):
     partly = {**solution, 5: submissions.MISTAKES[5], 7: submissions.MISTAKES[7], 3: None}
     answers = {CANVAS["1001"]: solution, CANVAS["1002"]: partly, CANVAS["1003"]: {},
                "alternatives.ipynb": {**solution, **submissions.ALTERNATIVES}}
+    student_of = {name: sid for sid, name in CANVAS.items()}
     answers["alternatives.ipynb"].update(submissions.EXPERIMENT_ALTERNATIVES)
     expected = {"1001": {b: POINTS_PER_BLANK for b in UNITS},
                 "1002": {b: 0.0 if b in (3, 5, 7) else POINTS_PER_BLANK for b in UNITS},
@@ -60,8 +79,15 @@ def graded(tmp_path_factory):
         answers["expmistakes.ipynb"] = {**solution, **submissions.EXPERIMENT_MISTAKES}
         expected["expmistakes"] = {b: POINTS_PER_BLANK if b in BLANKS else 0.0 for b in UNITS}
     for name, filled in answers.items():
-        (flat / name).write_text(json.dumps(submissions.fill(filled), indent=1))
-    korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"))
+        student = student_of.get(name, name.removesuffix(".ipynb"))
+        notebook = submissions.fill(filled, written=_written(student))
+        if student == "mistake2":
+            for cell in notebook["cells"]:
+                if cell["metadata"].get("nbgrader", {}).get("grade_id") == "think_answers":
+                    del cell["metadata"]["nbgrader"]
+        (flat / name).write_text(json.dumps(notebook, indent=1))
+    korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"),
+                              written=_written("1010"))
     (flat / KOREAN).write_text(json.dumps(korean, indent=1, ensure_ascii=False))
     expected["1010"] = {b: POINTS_PER_BLANK for b in UNITS}
     (flat / "missingmo_1009_5009_notes.txt").write_text("forgot the notebook")
@@ -96,8 +122,15 @@ def test_points_per_blank(graded, student):
     row = graded["rows"][student]
     got = {b: float(row[_column(b)]) for b in UNITS}
     assert got == graded["expected"][student], f"{student}: {row}"
+    assert float(row["automatic"]) == sum(got.values())
+    # The written answers are not graded yet: an answer counts once a grader scores it, a cell
+    # left as released is 0 (nbgrader's "No response").
+    answered = student in WRITTEN
+    assert row["written:think_answers"] == ("" if answered else "0.0"), row
+    assert row["written_missing"] == ("think_answers" if answered else ""), row
+    assert float(row["written"]) == 0.0
     assert float(row["total"]) == sum(got.values())
-    assert float(row["max_total"]) == POINTS_PER_BLANK * len(UNITS)
+    assert float(row["max_total"]) == TESTS_MAX + WRITTEN_MAX
 
 
 def test_reasons_are_written_down(graded):
@@ -140,10 +173,9 @@ def test_nbgrader_gradebook_holds_the_same_points(graded):
     expected = {}
     for cell in cells:
         expected.setdefault(cell["student_id"], {})[cell["grade_id"]] = float(cell["points"])
+    for student in expected:  # not graded yet, or no response: 0 in the gradebook for now
+        expected[student].update({gid: 0.0 for gid in COURSE.written_points})
     recorded = gradebook.read_gradebook(out / "course", sorted(expected))
-    written = locate.written_cells()  # graded by hand in nbgrader; not in cells.csv
-    recorded = {student: {gid: score for gid, score in scores.items() if gid not in written}
-                for student, scores in recorded.items()}
     assert recorded == expected
     assert not any("nbgrader could not" in row["flags"] for row in graded["rows"].values())
 
@@ -252,12 +284,24 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     assert sorted(p.name for p in (course / "submitted").iterdir()) == sorted(CANVAS)
     from nbgrader.api import Gradebook
 
-    written = locate.written_cells()  # graded by hand in formgrader; grade.py leaves them out
+    written = {q.grade_id for q in grade.written.questions()}  # graded by hand (formgrader)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "sds-course") as book:
         plain = {student: {g.name: float(g.score or 0) for g in
                            book.find_submission_notebook("sds_assignment", "sds", student).grades
                            if g.name not in written}
                  for student in CANVAS}
+        # The written question: a manually graded answer with its points, left for a person
+        # where the student answered (formgrader's "needs manual grade"), 0 where not.
+        assert book.find_graded_cell("think_answers", "sds_assignment", "sds").max_score == \
+            COURSE.written_points["think_answers"]
+        for student in CANVAS:
+            grade = book.find_grade("think_answers", "sds_assignment", "sds", student)
+            submitted = book.find_submission_notebook("sds_assignment", "sds", student)
+            if student in WRITTEN:
+                assert grade.auto_score is None and grade.needs_manual_grade, student
+                assert submitted.needs_manual_grade, student
+            else:
+                assert grade.auto_score == 0 and not grade.needs_manual_grade, student
     with open(graded["out"] / "cells.csv") as handle:
         ours = {}
         for cell in csv.DictReader(handle):
@@ -267,17 +311,176 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     assert (course / "feedback" / "1002" / "sds" / "sds_assignment.html").is_file()
 
 
+# ---------------------------------------------------------------------------------------
+# Written answers, graded by hand (autograder/written.py): a page per question and a scores
+# file; the filled file goes through grade.py into grades.csv, the feedback and the gradebook.
+# ---------------------------------------------------------------------------------------
+def _snapshot(folder) -> dict:
+    """Every file under folder: its bytes' hash and its modification time."""
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                         p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _copy_out(graded, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(graded["out"], out)
+    return out
+
+
+def _regrade(graded, out, *options) -> None:
+    grade.main([str(graded["archive"]), "--out", str(out), *options])
+
+
+def _scores_file(path, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", "question", "points", "comment"])
+        writer.writerows(rows)
+
+
+def test_written_answers_get_a_page_and_a_scores_file(graded):
+    """One page per question: the rubric at the top, then every student's answer, rendered,
+    its HTML shown as text; and one scores row per student, points empty."""
+    folder = graded["out"] / "written"
+    page = (folder / "think_answers.html").read_text(encoding="utf-8")
+    assert page.index("Rubric (3 points)") < page.index(">1001<")
+    assert "<li>A control variate.</li>" in page and "$z^*$" in page  # markdown; math for MathJax
+    assert "U-Net을 거치는 역전파가 비쌉니다." in page  # the Korean student's answer
+    assert "subtracting the known noise lowers the variance" in page  # found without its labels
+    assert "&lt;script&gt;" in page and "<script>alert" not in page
+    assert page.count("No response: the answer cell is as it was released.") == \
+        len(graded["expected"]) - len(WRITTEN) - 2  # less the two with no notebook to read
+    with open(folder / "scores.csv", newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["student"] for r in rows] == list(graded["rows"])
+    assert {r["question"] for r in rows} == set(COURSE.written_points)
+    assert all(r["points"] == "" and r["comment"] == "" for r in rows)
+    assert "written answers: 4 of" in graded["stdout"]  # four answers to grade
+
+
+BAD_ROWS = {  # what a TA may get wrong -> what the message must say
+    "unknown student": (["nobody", "think_answers", "1", ""], "unknown student 'nobody'"),
+    "unknown question": (["1001", "think_answer", "1", ""], "unknown question 'think_answer'"),
+    "points above the question's": (["1001", "think_answers", "3.5", ""],
+                                    "the points 3.5 are out of range: think_answers is worth 0 to 3"),
+    "negative points": (["1001", "think_answers", "-1", ""], "the points -1 are out of range"),
+    "points not a number": (["1001", "think_answers", "two", ""], "the points 'two' are not a number"),
+    "points NaN": (["1001", "think_answers", "nan", ""], "the points 'nan' are not a number"),
+}
+
+
+def test_bad_scores_rows_are_rejected_and_change_nothing(graded, tmp_path, capsys):
+    """Each bad row stops grade.py with a message that names the row (its line), the value and
+    what to do, and nothing under OUT changes (no file written, none touched)."""
+    out = _copy_out(graded, tmp_path)
+    before = _snapshot(out)
+    good = ["1002", "think_answers", "1", "fine"]
+    cases = {kind: ([good, row], f"line 3: {message}") for kind, (row, message) in BAD_ROWS.items()}
+    cases["a duplicate row"] = ([good, good], "line 3: a second row for 1002 and think_answers "
+                                "(the first is on line 2)")
+    for kind, (rows, message) in cases.items():
+        path = tmp_path / f"{kind}.csv"
+        _scores_file(path, rows)
+        with pytest.raises(SystemExit) as stopped:
+            _regrade(graded, out, "--written-scores", str(path))
+        assert message in str(stopped.value), (kind, str(stopped.value))
+        assert "nothing was graded or written" in str(stopped.value)
+        assert _snapshot(out) == before, f"{kind}: files under OUT changed"
+    (tmp_path / "no_points.csv").write_text("student,question,comment\n1001,think_answers,x\n")
+    with pytest.raises(SystemExit, match="lacks the column.s. points"):
+        _regrade(graded, out, "--written-scores", str(tmp_path / "no_points.csv"))
+    (tmp_path / "cp949.csv").write_bytes("student,question,points,comment\n1001,think_answers,1,"
+                                         "좋습니다\n".encode("cp949"))
+    with pytest.raises(SystemExit, match="not UTF-8 text. Save it as CSV UTF-8"):
+        _regrade(graded, out, "--written-scores", str(tmp_path / "cp949.csv"))
+    assert _snapshot(out) == before
+    capsys.readouterr()
+
+
+def test_written_scores_round_trip(graded, tmp_path, capsys):
+    """Blind: fill in the scores file by anonymous label and run with it: the points land in
+    grades.csv, the feedback pages and nbgrader's gradebook (as manual grades, with the
+    comments), nobody is regraded, the pages show labels only, and an unchanged run keeps
+    everything."""
+    original = _snapshot(graded["out"])
+    out = _copy_out(graded, tmp_path)
+    labels = written_scores.extend_labels(out / "written" / "labels.csv", list(graded["rows"]))
+    given = {"1001": ("2.5", "Question 2 lacks the reason <why>."), "1002": ("0", ""),
+             "1010": ("3", "좋습니다."), "mistake1": ("1", "")}  # mistake1 left it empty
+    _scores_file(out / "written" / "scores.csv",
+                 [[labels[s], "think_answers", *given.get(s, ("", ""))] for s in labels])
+    untouched = (out / "feedback" / "1003" / "sds_assignment.html").stat().st_mtime_ns
+    capsys.readouterr()
+    canvas = tmp_path / "canvas.csv"  # the LMS gets the written points too
+    canvas.write_text((LMS_DATA / "canvas_gradebook_export.csv").read_text(encoding="utf-8")
+                      .replace("14.00", f"{TESTS_MAX + WRITTEN_MAX:.2f}"), encoding="utf-8")
+    _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"),
+             "--canvas-gradebook", str(canvas))
+    said = capsys.readouterr().out
+    with open(out / "canvas_gradebook_import.csv", encoding="utf-8-sig") as handle:
+        imported = {row[1]: row[6] for row in list(csv.reader(handle))[2:]}
+    assert imported["1001"] == f"{TESTS_MAX + 2.5:g}" and imported["1010"] == f"{TESTS_MAX + 3:g}", \
+        imported
+    assert "have written answers not graded yet" in said
+    page = (out / "written" / "think_answers.html").read_text(encoding="utf-8")
+    assert all(f">{label}<" in page for label in labels.values()) and ">1001<" not in page
+    with open(out / "written" / "scores.csv", newline="", encoding="utf-8-sig") as handle:
+        assert sorted(r["student"] for r in csv.DictReader(handle)) == sorted(labels.values())
+    assert "already graded with these tests" in said and not re.search(r"^grading ", said, re.M)
+    assert "writing the feedback of 4 student(s) whose scores changed" in said
+    rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert rows["1001"]["written:think_answers"] == "2.5" and rows["1001"]["written_missing"] == ""
+    assert float(rows["1001"]["total"]) == TESTS_MAX + 2.5
+    assert float(rows["1010"]["total"]) == TESTS_MAX + 3 and float(rows["mistake1"]["written"]) == 1
+    assert rows["mistake2"]["written:think_answers"] == "" and \
+        rows["mistake2"]["written_missing"] == "think_answers"  # not graded yet
+    assert float(rows["mistake2"]["total"]) == float(rows["mistake2"]["automatic"])
+    feedback = (out / "feedback" / "1001" / "sds_assignment.html").read_text()
+    assert "2.5 / 3" in feedback and "Question 2 lacks the reason &lt;why&gt;." in feedback
+    assert f"{TESTS_MAX + 2.5:g} / {TESTS_MAX + WRITTEN_MAX:.1f}" in feedback
+    assert (out / "feedback" / "1003" / "sds_assignment.html").stat().st_mtime_ns == untouched
+    pending = (out / "feedback" / "mistake2" / "sds_assignment.html").read_text()
+    assert "not graded yet (of 3)" in pending and "not all graded yet" in pending
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}", "sds-kit") as book:
+        def grade_of(student):
+            return book.find_grade("think_answers", "sds_assignment", "sds", student)
+
+        assert grade_of("1001").manual_score == 2.5 and not grade_of("1001").needs_manual_grade
+        assert book.find_comment("think_answers", "sds_assignment", "sds", "1010").comment == \
+            "좋습니다."
+        assert grade_of("mistake1").manual_score == 1  # a score overrides "No response"
+        assert grade_of("mistake2").manual_score is None and grade_of("mistake2").needs_manual_grade
+        assert grade_of("1003").auto_score == 0 and not grade_of("1003").needs_manual_grade
+    # Unchanged: the same submissions and the same scores keep the gradebook and feedback.
+    before = _snapshot(out / "course")
+    grades_before = (out / "grades.csv").read_bytes()
+    _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"))
+    assert "already hold these results: kept them" in capsys.readouterr().out
+    assert _snapshot(out / "course") == before
+    assert (out / "grades.csv").read_bytes() == grades_before
+    assert _snapshot(graded["out"]) == original, "the copy worked on the original's course folder"
+
 # --- Grades into Canvas and Moodle (autograder/lms.py), and the similarity report, through
 # grade.py's options: one more run on the graded class (results kept: seconds) serves both.
 LMS_DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="module")
-def regraded_with_options(graded):
+def regraded_with_options(graded, tmp_path_factory):
+    # The sample files' assignment is worth 14 points; here it is worth what the kit gives
+    # (the blanks and the written answers), as a course would set it up.
+    data = tmp_path_factory.mktemp("lms")
+    maximum = f"{TESTS_MAX + WRITTEN_MAX:.2f}"
+    for name in ("canvas_gradebook_export.csv", "moodle_grading_worksheet.csv"):
+        (data / name).write_text((LMS_DATA / name).read_text(encoding="utf-8")
+                                 .replace("14.00", maximum), encoding="utf-8")
     done = subprocess.run([sys.executable, "autograder/grade.py", str(graded["archive"]), "--out",
                            str(graded["out"]), "--canvas-gradebook",
-                           str(LMS_DATA / "canvas_gradebook_export.csv"), "--moodle-worksheet",
-                           str(LMS_DATA / "moodle_grading_worksheet.csv"), "--similarity"],
+                           str(data / "canvas_gradebook_export.csv"), "--moodle-worksheet",
+                           str(data / "moodle_grading_worksheet.csv"), "--similarity"],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
@@ -293,19 +496,16 @@ def test_grades_go_into_the_canvas_export_and_the_moodle_worksheet(graded, regra
         canvas = list(csv.reader(handle))
     column = canvas[0].index("SDS assignment (4402)")
     got = {row[1]: row[column] for row in canvas[2:]}
-    # The test files' maximum is 14 points; the kit's is 14, or 20 with Part 7 graded, and each
-    # total is scaled by the ratio (lms.py).
-    kit = float(graded["rows"]["1001"]["max_total"])
-    scaled = {s: float(totals[s]) * 14 / kit for s in totals}
-    assert got == {"1001": "14", "1002": lms._points(scaled["1002"]), "1003": "0", "1009": "0",
-                   "1010": "14", "1011": "", "1099": ""}
+    part7 = TESTS_MAX - 14  # what each of these students earns in Part 7's tests (0 or 6)
+    assert got == {"1001": f"{TESTS_MAX:g}", "1002": f"{8 + part7:g}", "1003": "0", "1009": "0",
+                   "1010": f"{TESTS_MAX:g}", "1011": "", "1099": ""}
+    assert all(float(got[s]) == float(totals[s]) for s in ("1001", "1002", "1003", "1009", "1010"))
     with open(out / "moodle_grading_worksheet.csv", encoding="utf-8-sig") as handle:
         moodle = list(csv.DictReader(handle))
     assert [(r["Identifier"], r["Grade"]) for r in moodle] == [
-        ("Participant 1007", f"{scaled['1007']:.2f}"), ("Participant 1002", f"{scaled['1002']:.2f}"),
+        ("Participant 1007", f"{12 + part7:.2f}"), ("Participant 1002", f"{8 + part7:.2f}"),
         ("Participant 1098", "")]
-    assert (f"{lms._points(float(totals['1007']))} of {lms._points(kit)} points"
-            in moodle[0]["Feedback comments"])
+    assert f"{12 + part7:g} of {TESTS_MAX + WRITTEN_MAX:g} points" in moodle[0]["Feedback comments"]
     with open(out / "lms_unmatched.csv") as handle:
         unmatched = {(r["lms"], r["student_id"]) for r in csv.DictReader(handle)}
     assert ("Canvas", "1011") in unmatched and ("Canvas", "alternatives") in unmatched

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from sdskit.loading import MODEL_IDS, ModelLoadError, load_pipeline, resolve_model_key
+from sdskit.loading import (MODEL_IDS, ModelLoadError, load_pipeline, quiet_library_messages,
+                            resolve_model_key)
 from sdskit.paths import TINY_SD
 
 
@@ -61,3 +62,48 @@ def test_small_gpu_mode_slices_checkpoints_and_offloads(monkeypatch):
     assert offloaded, "vram_O=True should call pipe.enable_sequential_cpu_offload()"
     assert sd.vae.use_slicing, "vram_O=True should slice the VAE"
     assert sd.vae.is_gradient_checkpointing, "vram_O=True should checkpoint the VAE"
+
+
+def test_a_model_from_the_hub_cache_loads_quietly(tmp_path):
+    """On a GPU the notebook loads the real model id, from the hub's cache when offline: what the
+    libraries say about that (a hub they cannot reach, a deprecated argument, torchvision) is
+    silenced. The tiny model, cached under the real id (scripts/offline_hub_cache.py), stands in;
+    the class cell's own scheduler load is part of it."""
+    import os
+    import subprocess
+    import sys
+
+    from scripts import offline_hub_cache
+    from sdskit.paths import ROOT
+
+    offline_hub_cache.write_cache(TINY_SD, tmp_path)
+    code = ("from autograder.notebook_code import solution_class\n"
+            f"sd = solution_class()('cpu', False, False, hf_key={MODEL_IDS['2.1']!r})\n"
+            "print('LOADED', sd.unet.config.sample_size)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    env.update(HF_HOME=str(tmp_path), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "LOADED" in done.stdout, "it did not load from the cache"
+    assert done.stderr == "", done.stderr
+
+
+def test_only_the_known_library_messages_are_silenced(caplog):
+    import logging
+    import warnings
+
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("huggingface_hub.hf_api").warning(
+            "Could not reach the Hub (offline). Using cached commit hash for 'a/b'.")
+        logging.getLogger("huggingface_hub.hf_api").warning("Could not reach the Hub: a new message")
+        logging.getLogger("transformers.utils.import_utils").warning(
+            "`CLIPImageProcessor` requires torchvision (not installed); falling back to "
+            "`CLIPImageProcessorPil` for backward compatibility.")
+    assert [r.getMessage() for r in caplog.records] == ["Could not reach the Hub: a new message"]
+    with warnings.catch_warnings(record=True) as seen:
+        quiet_library_messages()  # again: pytest resets the warning filters for each test
+        warnings.warn("The `local_dir_use_symlinks` argument is deprecated and ignored in `f`.")
+        warnings.warn("The `force_filename` argument is deprecated and ignored in `f`.")
+    assert [str(w.message) for w in seen] == ["The `force_filename` argument is deprecated and "
+                                              "ignored in `f`."]

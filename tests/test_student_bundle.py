@@ -13,6 +13,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,9 +101,25 @@ def _model_answer_line() -> str:
     return max(region.splitlines(), key=len)
 
 
+def _rubric_line(korean: bool) -> str:
+    """A line of a written question's rubric (the English or the Korean edition's)."""
+    if korean:
+        text = next(SOLUTIONS.rglob("*.md")).read_text(encoding="utf-8")
+    else:
+        cells = json.loads((SOLUTIONS / NOTEBOOK).read_text())["cells"]
+        text = next(locate.source(c) for c in cells if locate.grade_id(c) == "think_answers")
+    marker = "**채점 기준" if korean else "**Rubric"
+    rubric = text.split(marker, 1)[1].split("### END SOLUTION", 1)[0]
+    return [line for line in rubric.splitlines() if line.startswith("- ")][1]
+
+
 INJECTIONS = {
     "a translated model answer": ("answer or hidden test", lambda b: _inject_into_markdown(
         b, _model_answer_line())),
+    "a rubric line": ("answer or hidden test", lambda b: _inject_into_markdown(
+        b, _rubric_line(korean=False))),
+    "a translated rubric line": ("answer or hidden test", lambda b: _inject_into_markdown(
+        b, _rubric_line(korean=True))),
     "answer line in a comment": ("answer or hidden test", lambda b: _append(
         b / "sdskit" / "figures.py", f"\n# the answer to blank 5: {_answer(5)}\n")),
     "re-spaced answer in a message": ("answer or hidden test", lambda b: _append(
@@ -142,7 +159,8 @@ def _student_env() -> dict:
     """The environment of a student's machine: no PYTHONPATH back to the repository."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "NBGRADER_EXECUTION") and not k.startswith("SDSKIT_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    env.pop("PYTHONWARNINGS", None)  # a student sees every warning: so do the tests
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return env
 
 
@@ -217,6 +235,19 @@ def test_filled_notebook_runs_top_to_bottom_on_its_own(filled_run):
         assert "all checks passed" in _text(by_id[f"{unit}_visible"])
         assert "seconds per run" in _text(by_id[f"{unit}_run"]), f"{unit}'s experiment did not run"
     assert f"{len(submissions.BLANKS)} of {len(submissions.BLANKS)} blanks pass" in _text(by_id["check_all"])
+
+
+def test_filled_notebook_prints_no_library_warnings(filled_run):
+    """Only the kit and the student speak in the outputs: nothing on stderr (where the libraries'
+    warnings and log messages go), no warning anywhere."""
+    _, executed = filled_run
+    noise = {}
+    for cell in executed["cells"]:
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("text", "")) if output["output_type"] == "stream" else ""
+            if (output.get("name") == "stderr" and text.strip()) or re.search(r"\w+Warning\b", text):
+                noise.setdefault(locate.grade_id(cell) or cell.get("id"), []).append(text[:400])
+    assert not noise, f"library output in the notebook: {noise}"
 
 
 def test_grader_gives_the_filled_notebook_full_marks(filled_run, tmp_path):

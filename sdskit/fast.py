@@ -1,0 +1,361 @@
+"""The fast path of text-to-3D on a GPU: the step's heavy parts replayed as CUDA graphs.
+
+A step of `sdskit.text_to_3d.run` spends its GPU time in three parts: the U-Net's guided forward
+(batch 2, 64 x 64 latents), the VAE encoder's forward and backward at 512 x 512, and the NeRF
+render with its backward. Run eagerly, each is hundreds of small kernels, launched one by one
+from Python; on a fast GPU the launches, not the arithmetic, set the pace. A CUDA graph records
+a part's kernels once and then replays all of them with one launch: `torch.cuda.CUDAGraph` for
+the U-Net's forward, `torch.cuda.make_graphed_callables` for the two parts whose backward runs
+too. The kernels are the eager ones, so the results are the eager results, and recording takes
+under a second, where compiling the same parts with `torch.compile` takes a minute or more (the
+figures: MEASURED below).
+
+    fast = enable(sd)            # sd.unet and sd.vae.encoder now replay graphs (in place)
+    renderer = fast.renderer()   # nerf.render_rays as graphs, for one run's NeRF
+    fast.seconds                 # what recording cost, per part
+    disable(sd)                  # back to plain eager
+
+A part is recorded at its first call with new shapes (each NeRF shading once, each new NeRF
+again). Any other call runs eagerly, untouched: another batch size or a CPU tensor, a U-Net
+call with gradients or under autocast, the VAE or the NeRF without gradients (the previews,
+the export). If a recording fails, one line says so and everything runs eagerly from then on.
+
+What is replayed reads its inputs and weights from the addresses seen when it was recorded, so
+the graphs hold on to copies of the inputs (and copy each call's inputs there), and a part whose
+weights have moved (`.to(...)`) is recorded again. Each graph keeps its own memory pool: the
+fast path reserves more GPU memory than eager (MEASURED: 11 GiB against 4), which is why run()
+takes it by default only on a large GPU (TextTo3DConfig.fast).
+"""
+
+import time
+
+import torch
+
+from sdskit import nerf as N
+from sdskit.i18n import tr
+
+# MEASURED: scripts/benchmark_sds_step.py (--explore graphs for the parts) on an NVIDIA H200,
+# SD 2.1-base architecture with random weights, fp16, torch 2.11. "ready": seconds from a part's
+# first call to its first replay, compiling included; "warm": the same in a second process, with
+# torch's compile caches filled by the first. Median ms per call; difference from eager: largest
+# absolute (relative to the norm).
+#   U-Net forward, batch 2, 64x64:  eager 27.2 ms
+#     CUDA graph of eager                  ready  0.1 s   11.4 ms   0 (the same kernels)
+#     CUDA graph, channels_last (taken)    ready  0.2 s    9.8 ms   2.4e-3 (1.3e-3)
+#     regional compile + CUDA graph        ready 11.6 s   10.8 ms   2.9e-3 (1.3e-3); warm 3.0 s
+#     whole compile + CUDA graph           ready 46.6 s    6.9 ms   2.9e-3 (1.5e-3); warm 8.1 s
+#   VAE encoder forward + backward, 512x512:  eager 23.9 ms (eager twice differs by 3.4e-3:
+#     the attention kernel's backward adds with atomics; it took 5.8 ms of the 23)
+#     CUDA graph of eager                  ready  0.1 s   23.2 ms   3.8e-3 (1.6e-3)
+#     CUDA graph, math attention (taken)   ready  0.2 s   19.5 ms   3.9e-3 (1.7e-3)
+#     CUDA graph, channels_last            ready  0.2 s   30.8 ms   7.8e-3 (3.3e-3)
+#     regional compile (resnets) + graph   ready 31.0 s   16.1 ms   1.0e-2 (4.4e-3); warm 1.2 s
+#     whole compile + CUDA graph           ready 20.9 s   16.1 ms   1.0e-2 (4.3e-3); warm 3.0 s
+#   The whole loop (render 64x64, train_step, backward, Adam), steady state:
+#     eager                         15.0 it/s (66.5 ms); peak 4.14 GiB allocated, 4.37 reserved
+#     fast path (the graphs above)  28.6 it/s (35.0 ms); ready after 0.8 s in all (U-Net and VAE
+#                                   0.3 s, each NeRF shading 0.1-0.2 s); peak 4.27 GiB allocated,
+#                                   11.1 reserved (the graphs' own memory pools)
+#     compiled (FastPath.compile)   42.0 it/s (23.8 ms); ready after 99 s the first time on the
+#                                   machine (U-Net 58 s, VAE encoder 36 s)
+#   One train_step at a fixed t and noise, against eager (relative error of the loss, of the
+#   gradient on pred_rgb): graphs 6.1e-4, 9.3e-3; compiled 4.3e-5, 1.0e-2; what fp16 rounding
+#   alone moves (the same eager step with channels_last kernels) 2.9e-4, 9.9e-3; eager twice 0,
+#   1.5e-3.
+#   The final cell end to end in a fresh process (loading, recording, steps, export): 400 steps
+#   eager 46 s, fast path 37 s; 2,000 steps eager 162 s, fast path 88 s.
+# So the graphs of eager kernels pay from the first steps; compiling pays only for long runs:
+# its extra 99 s against 11 ms a step saved is about 9,000 steps (about 1,000 once torch's
+# caches are warm), which is what TextTo3DConfig.fast_compile_steps says.
+
+# Two choices beside the graphs, both measured there:
+# the U-Net's weights in channels_last: its cuDNN convolutions then need no layout conversions
+UNET_CHANNELS_LAST = True
+# the VAE encoder's attention (4096 positions x 512 channels, one head) through plain matrix
+# products (torch's "math" attention): the fused kernels take head sizes up to 256 only, and the
+# general one they fall back to spent a quarter of the encoder's time in its backward
+VAE_MATH_ATTENTION = True
+
+ATTRIBUTE = "_sdskit_fast"  # where enable() keeps its FastPath on the StableDiffusion
+
+
+def graphable(sd):
+    """Whether `sd`'s U-Net and VAE are diffusers models, whose forward reads nothing but its
+    inputs and weights (what a graph replays). A stand-in whose output depends on other state
+    (the oracle check's U-Net reads a target set before each step) must stay eager."""
+    from diffusers import ModelMixin
+
+    return (isinstance(getattr(sd, "unet", None), ModelMixin)
+            and isinstance(getattr(sd, "vae", None), ModelMixin)
+            and isinstance(getattr(sd.vae, "encoder", None), torch.nn.Module))
+
+
+def enable(sd, compile=False):
+    """Replay `sd`'s U-Net forward and VAE encoder (forward and backward) as CUDA graphs, in
+    place, and return the FastPath (the same one if already enabled). Needs `sd.unet` and
+    `sd.vae.encoder` on a GPU. compile: record torch.compile's kernels instead of the eager ones
+    (FastPath.compile)."""
+    fast = getattr(sd, ATTRIBUTE, None)
+    if fast is None:
+        fast = FastPath(sd)
+        setattr(sd, ATTRIBUTE, fast)
+    if compile and not fast.compiled:
+        fast.compile()
+    return fast
+
+
+def disable(sd):
+    """Undo enable(): `sd` runs plain eager PyTorch again."""
+    fast = sd.__dict__.pop(ATTRIBUTE, None)
+    if fast is not None:
+        fast.remove()
+
+
+class FastPath:
+    """The graphed parts of one StableDiffusion, what recording them cost, and whether it failed."""
+
+    def __init__(self, sd):
+        # the NeRF's parameters meet their gradients on the graphs' stream, as intended: torch
+        # would warn about that stream in the student's cell
+        quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
+        if quiet is not None:
+            quiet(False)
+        self.failed = None   # the exception that switched the fast path off, if one did
+        self.seconds = {}    # part -> seconds spent recording it (all its graphs together)
+        self.parts = [GraphedUNet(self, sd.unet), GraphedEncoder(self, sd.vae.encoder)]
+        for part in self.parts:
+            part.install()
+
+    compiled = False
+
+    def compile(self):
+        """Record the kernels of torch.compile (the whole U-Net and the whole VAE encoder, its
+        default mode) instead of the eager ones: faster steps, after a compilation that takes
+        about a minute the first time on a machine and seconds once torch's caches hold it
+        (MEASURED). The compilation happens at each part's next call; if it fails, the fast path
+        says so and the step runs eagerly, as for any failed recording."""
+        for part in self.parts:
+            part.forward_fn = torch.compile(type(part.module).forward, dynamic=False)
+            part.graphs.clear()
+        self.compiled = True
+
+    def renderer(self):
+        """A drop-in for nerf.render_rays replaying graphs (render() takes it as ray_renderer)."""
+        return GraphedRenderer(self)
+
+    @property
+    def ready_seconds(self):
+        return sum(self.seconds.values())
+
+    def record(self, part, make):
+        """make() timed under `part`; on an exception, the fast path switches off (one line
+        says why) and this returns None, so that the caller runs eagerly."""
+        start = time.perf_counter()
+        try:
+            return make()
+        except Exception as error:  # noqa: BLE001 - any failure: say so once, go on eagerly
+            self.fail(part, error)
+            return None
+        finally:
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - start
+
+    def fail(self, part, error):
+        _recover_random_numbers()
+        if self.failed is None:
+            self.failed = error
+            lines = str(error).strip().splitlines()
+            why = f"{type(error).__name__}: {lines[0][:160]}" if lines else type(error).__name__
+            print(tr("The fast path could not record the {part} ({error}), so the step runs "
+                     "eagerly from here on: the same results, only slower.", part=part, error=why))
+        self.remove()
+
+    def remove(self):
+        for part in self.parts:
+            part.uninstall()
+
+
+def _recover_random_numbers():
+    """After a failed recording, CUDA's default random generators may still believe a graph is
+    being recorded (torch skips their epilogue when the capture fails), and every later draw on
+    the GPU would raise: give each a fresh copy of its own state (same seed and offset)."""
+    if not torch.cuda.is_available():
+        return
+    for generator in torch.cuda.default_generators:
+        try:
+            generator.graphsafe_set_state(generator.clone_state())
+        except Exception:  # noqa: BLE001 - an older torch: nothing to recover
+            pass
+
+
+def on_gpu(*tensors):
+    """True when every tensor lives on a CUDA device (what a graph can record)."""
+    return all(t.is_cuda for t in tensors)
+
+
+def _autocast_on():
+    return torch.is_autocast_enabled("cuda")
+
+
+class _Part:
+    """A module whose forward is replaced, on the instance, by one that replays graphs."""
+
+    name = "?"
+
+    def __init__(self, fast, module):
+        self.fast, self.module, self.graphs = fast, module, {}
+        self.forward_fn = type(module).forward  # what is recorded (FastPath.compile: compiled)
+        params = list(module.parameters())
+        self._params = (params[0], params[-1]) if params else ()
+
+    def install(self):
+        self.module.forward = self
+
+    def uninstall(self):
+        if self.module.__dict__.get("forward") is self:
+            del self.module.forward
+        self.graphs.clear()
+
+    def eager(self, *args, **kwargs):
+        return self.forward_fn(self.module, *args, **kwargs)
+
+    def weights(self):  # where the weights are now: a graph recorded elsewhere is stale
+        return tuple(p.data_ptr() for p in self._params)
+
+    def graph(self, key, make):
+        """The graph recorded for `key`, made by make() at its first call (None: it failed)."""
+        entry = self.graphs.get(key)
+        if entry is None:
+            weights = self.weights()
+            if any(k[0] != weights for k in self.graphs):  # the weights moved: start over
+                self.graphs.clear()
+            entry = self.fast.record(self.name, make)
+            if entry is not None and self.fast.failed is None:
+                self.graphs[key] = entry
+        return entry if self.fast.failed is None else None
+
+
+def _signature(*tensors):
+    return tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
+
+
+class GraphedUNet(_Part):
+    """unet(sample, timestep, encoder_hidden_states=...) replayed from a CUDA graph of its eager
+    kernels, for calls without gradients (SDS never differentiates through the U-Net)."""
+
+    name = "U-Net"
+
+    def install(self):
+        if UNET_CHANNELS_LAST:
+            self.module.to(memory_format=torch.channels_last)
+        super().install()
+
+    def uninstall(self):
+        if UNET_CHANNELS_LAST:
+            self.module.to(memory_format=torch.contiguous_format)
+        super().uninstall()
+
+    def __call__(self, sample, timestep, encoder_hidden_states=None, *args, **kwargs):
+        inputs = (sample, timestep, encoder_hidden_states)
+        if (self.fast.failed is not None or args or set(kwargs) - {"return_dict"}
+                or not kwargs.get("return_dict", True) or torch.is_grad_enabled() or _autocast_on()
+                or not all(isinstance(x, torch.Tensor) for x in inputs) or not on_gpu(*inputs)):
+            return self.eager(sample, timestep, encoder_hidden_states, *args, **kwargs)
+        entry = self.graph((self.weights(),) + _signature(*inputs), lambda: self._record(*inputs))
+        if entry is None:
+            return self.eager(sample, timestep, encoder_hidden_states, *args, **kwargs)
+        graph, static_inputs, static_output = entry
+        for static, x in zip(static_inputs, inputs):
+            static.copy_(x)
+        graph.replay()
+        # a copy: the graph overwrites its output at the next replay
+        return self._output_type(sample=static_output.clone())
+
+    def _record(self, sample, timestep, states):
+        static = [x.detach().clone() for x in (sample, timestep, states)]
+        # warm up on a side stream (cuBLAS and cuDNN set themselves up outside the recording)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.no_grad():
+            for _ in range(2):
+                out = self.eager(static[0], static[1], encoder_hidden_states=static[2])
+        torch.cuda.current_stream().wait_stream(stream)
+        self._output_type = type(out)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph):
+            output = self.eager(static[0], static[1], encoder_hidden_states=static[2]).sample
+        return graph, static, output
+
+
+class GraphedEncoder(_Part):
+    """vae.encoder(x) and its backward, replayed from CUDA graphs of the eager kernels, for calls
+    whose input needs a gradient (encode_imgs inside train_step); other calls run eagerly."""
+
+    name = "VAE encoder"
+
+    def __call__(self, x, *args, **kwargs):
+        if (self.fast.failed is not None or args or kwargs or not isinstance(x, torch.Tensor)
+                or not (torch.is_grad_enabled() and x.requires_grad) or _autocast_on()
+                or not on_gpu(x)):
+            return self.eager(x, *args, **kwargs)
+        graphed = self.graph((self.weights(),) + _signature(x), lambda: (
+            torch.cuda.make_graphed_callables(self.recorded, (x.detach().clone().requires_grad_(),))))
+        return self.eager(x) if graphed is None else graphed(x)
+
+    def recorded(self, x):
+        if not VAE_MATH_ATTENTION:
+            return self.eager(x)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        with sdpa_kernel([SDPBackend.MATH]):
+            return self.eager(x)
+
+
+class GraphedRenderer:
+    """nerf.render_rays, forward and backward, replayed from CUDA graphs of its eager kernels:
+    one graph per shading (and input shapes) for one NeRF. Its parameters take part as inputs,
+    so their gradients reach Adam as in eager. Calls without gradients run eagerly."""
+
+    name = "NeRF render"
+
+    def __init__(self, fast):
+        self.fast, self.field, self.graphs = fast, None, {}
+        self.render_fn = N.render_rays  # what is recorded (the benchmark tries compiled ones)
+
+    def __call__(self, field, origins, dirs, u, shading="albedo", light_position=None,
+                 need_normals=None):
+        tensors = (origins, dirs, u) + (() if light_position is None else (light_position,))
+        if (self.fast.failed is not None or not torch.is_grad_enabled() or not on_gpu(*tensors)
+                or not any(p.requires_grad for p in field.parameters())):
+            return N.render_rays(field, origins, dirs, u, shading, light_position, need_normals)
+        if field is not self.field:  # another NeRF: its parameters live elsewhere
+            self.field, self.graphs = field, {}
+        dtype = torch.get_autocast_dtype("cuda")
+        key = (shading, need_normals, _autocast_on(), dtype) + _signature(*tensors)
+        graphed = self.graphs.get(key)
+        if graphed is None:
+            graphed = self.fast.record(self.name, lambda: self._record(field, shading, need_normals,
+                                                                       tensors, dtype))
+            if graphed is None or self.fast.failed is not None:
+                return N.render_rays(field, origins, dirs, u, shading, light_position, need_normals)
+            self.graphs[key] = graphed
+        return graphed(*tensors)
+
+    def _record(self, field, shading, need_normals, tensors, dtype):
+        rays = _Rays(self.render_fn, field, shading, need_normals)
+        sample = tuple(t.detach().clone() for t in tensors)
+        # recorded under the run's autocast, with its weight cache off: the weights change every
+        # step, so their fp16 copies are made inside the graph
+        with torch.autocast("cuda", dtype=dtype, enabled=_autocast_on(), cache_enabled=False):
+            return torch.cuda.make_graphed_callables(rays, sample)
+
+
+class _Rays(torch.nn.Module):
+    """render_rays for one field and shading, as a module (its parameters: the field's)."""
+
+    def __init__(self, render_fn, field, shading, need_normals):
+        super().__init__()
+        self.render_fn, self.field, self.shading, self.need_normals = (render_fn, field, shading,
+                                                                      need_normals)
+
+    def forward(self, origins, dirs, u, light_position=None):
+        return self.render_fn(self.field, origins, dirs, u, self.shading, light_position,
+                              self.need_normals)
