@@ -219,13 +219,7 @@ def test_off_leaves_part_7_out_and_nothing_else():
     assert len(kept) < len(ids) and "blank7_hidden" in kept and "md_hand_in" in kept
 
 
-def test_written_points_come_from_the_config():
-    notebook = _solution_notebook()
-    course.apply_settings(notebook, dataclasses.replace(
-        COURSE, written_points={**COURSE.written_points, "exp2_answer": 5}))
-    points = {locate.grade_id(c): c["metadata"]["nbgrader"].get("points")
-              for c in notebook["cells"]}
-    assert points["exp2_answer"] == 5 and points["exp1_answer"] == 2
+def test_the_setting_takes_three_values():
     with pytest.raises(ValueError, match="experiments = 'bonus points'"):
         dataclasses.replace(COURSE, experiments="bonus points")
 
@@ -251,24 +245,36 @@ def test_the_release_without_part_7(tmp_path, monkeypatch):
     assert submissions.graded_units(english) == sorted(submissions.BLANKS)
 
 
-def _result(points: dict, score) -> grade.StudentResult:
+def _result(points: dict, score, written_points) -> grade.StudentResult:
+    """A graded student: each test's score from `score`, each written answer's given."""
+    asked = {q.grade_id for q in grade.written.questions()}
     result = grade.StudentResult("student")
     for (notebook, gid), maximum in points.items():
-        result.cells.append((notebook, gid, score(gid, maximum), maximum))
-        result.messages[gid] = "passed"
+        if gid not in asked:
+            result.cells.append((notebook, gid, score(gid, maximum), maximum))
+            result.messages[gid] = "passed"
+    result.written_points = {gid: written_points(gid) for gid in asked}
     return result
 
 
+def _row(tmp_path) -> dict:
+    lines = (tmp_path / "grades.csv").read_text().splitlines()
+    header, values = (line.split(",") for line in lines)
+    return dict(zip(header, values))
+
+
 def test_bonus_points_are_reported_apart(tmp_path, monkeypatch):
+    """With experiments = "bonus", Part 7's tests and written answers count apart."""
     monkeypatch.setattr(grade, "COURSE", dataclasses.replace(COURSE, experiments="bonus"))
     points = grade.max_points()
-    result = _result(points, lambda gid, maximum: maximum)  # everything right
+    result = _result(points, lambda gid, maximum: maximum,  # everything right
+                     lambda gid: COURSE.written_points[gid])
     grade.write_tables([result], tmp_path, points)
-    row = (tmp_path / "grades.csv").read_text().splitlines()
-    header, values = row[0].split(","), row[1].split(",")
-    got = dict(zip(header, values))
-    assert float(got["total"]) == float(got["max_total"]) == 14.0
-    assert float(got["bonus"]) == float(got["max_bonus"]) == 6.0
+    got = _row(tmp_path)
+    think = COURSE.written_points["think_answers"]
+    assert float(got["total"]) == float(got["max_total"]) == 14.0 + think
+    part7_written = sum(p for gid, p in COURSE.written_points.items() if gid.startswith("exp"))
+    assert float(got["bonus"]) == float(got["max_bonus"]) == 6.0 + part7_written
     assert float(got["exp1"]) == 2.0
     results = gradescope.results_json(result)
     bonus = [t for t in results["tests"] if t["name"].endswith("(bonus)")]
@@ -279,33 +285,11 @@ def test_bonus_points_are_reported_apart(tmp_path, monkeypatch):
 def test_graded_points_count_in_the_total(tmp_path):
     assert COURSE.experiments == "graded"
     points = grade.max_points()
-    result = _result(points, lambda gid, maximum: 0.0 if gid.startswith("exp2") else maximum)
+    result = _result(points, lambda gid, maximum: 0.0 if gid.startswith("exp2") else maximum,
+                     lambda gid: None)  # no written answer graded yet
     grade.write_tables([result], tmp_path, points)
-    lines = (tmp_path / "grades.csv").read_text().splitlines()
-    header, values = (line.split(",") for line in lines)
-    got = dict(zip(header, values))
-    assert float(got["total"]) == 18.0 and float(got["max_total"]) == 20.0 and "bonus" not in got
+    got = _row(tmp_path)
+    assert float(got["total"]) == 18.0 and "bonus" not in got
+    assert float(got["max_total"]) == 20.0 + sum(COURSE.written_points.values())
     labels = {gradebook.cell_label("exp3_hidden", True), gradebook.cell_label("exp3_code", False)}
     assert labels == {"Experiment 3: hidden test", "Your answer to experiment 3"}
-
-
-def test_a_lying_tensor_earns_nothing_and_is_noted(solution):
-    """The corpus's tensor that says yes to every comparison, returned by a wrong CSD gradient
-    (sign flipped) and a wrong weight: the checks read its data, and note it for review."""
-    from autograder import corpus
-
-    namespace = {}
-    exec(corpus.AGREEABLE, namespace)  # noqa: S102
-    agreeable = namespace["Agreeable"]
-
-    def flipped(uncond, cond, w):
-        return (-solution["csd_gradient"](uncond, cond, w)).as_subclass(agreeable)
-
-    def sigma(abar, kind="dreamfusion"):
-        return solution["sds_weight"](abar, kind).sqrt().as_subclass(agreeable)
-
-    for check, function in ((experiment_checks.exp3_csd, flipped),
-                            (experiment_checks.exp1_weighting, sigma)):
-        report = check(function, "visible")
-        assert not report.passed, report.message
-        assert any("subclass (Agreeable)" in note for note in report.review), report.review
