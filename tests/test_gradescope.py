@@ -148,7 +148,13 @@ def test_written_answers_are_left_to_the_staff(emulated):
     results = emulated["results"]["complete"]
     assert not any("think" in t["name"].lower() for t in results["tests"])
     assert results["score"] == sum(_release_points().values())
-    assert "Your written answers (Think about it: 3 points) are graded by hand" in results["output"]
+    from autograder import written
+
+    asked = written.questions()
+    titles = ", ".join(q.title() for q in asked)  # think about it, and Part 7's three
+    points = written.points_text(sum(q.points for q in asked))
+    assert f"Your written answers ({titles}: {points} points) are graded by hand" in \
+        results["output"]
 
 
 def test_failures_are_explained_to_the_student(emulated):
