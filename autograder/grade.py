@@ -23,6 +23,10 @@ the feedback, in a course folder the command manages (OUT/course; autograder/gra
                           the file TAs fill in; `--written-scores FILE` records them
                           (autograder/written.py)
 
+Each student's feedback page speaks the language of the edition they handed in
+(autograder/edition.py tells it): the tests' messages, the blanks' names and the flags. The
+staff's files (grades.csv, cells.csv, class_report.csv) stay in English.
+
 grades.csv is the authoritative record. Every student gets a row. A student already graded
 with the same notebook and the same tests is not graded again (an interrupted batch resumes;
 after a test fix, everyone is regraded).
@@ -67,10 +71,10 @@ def use_the_kit_environment() -> None:
 if __name__ == "__main__":
     use_the_kit_environment()
 
-from autograder import (collection, course, gradebook, lms, locate, sandbox,  # noqa: E402
-                        written, written_pages, written_scores)
+from autograder import (collection, course, edition, gradebook, lms, locate,  # noqa: E402
+                        sandbox, written, written_pages, written_scores)
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.i18n import tr  # noqa: E402
+from sdskit.i18n import N_, lazy, render, rendered, tr, tr_in  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
 # Test cells blankN_visible and blankN_hidden -> column blankN; Part 7's expN_... -> expN.
@@ -103,6 +107,12 @@ class StudentResult:
     messages: dict[str, str] = field(default_factory=dict)  # grade_id -> what the test said
     cpu_s: float = 0.0  # CPU seconds its blanks took in the sandbox (for the benchmark)
     sources: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's code
+    # notes, flags and messages above are English (the staff's files); the student reads
+    # them in the language of the edition they handed in:
+    language: str = "en"
+    notes_shown: list[str] = field(default_factory=list)
+    flags_shown: list[str] = field(default_factory=list)
+    messages_shown: dict[str, str] = field(default_factory=dict)
     # grade_id -> the student's written answer ("" no response, None no cell found)
     written: dict[str, str | None] = field(default_factory=dict)
     # grade_id -> the written answer's points as graded so far (None: not graded yet); set by
@@ -199,12 +209,21 @@ def submission_key(student_dir: Path, kit: str) -> str:
     return digest.hexdigest()
 
 
+def _title(question, language: str):
+    """A written question's title as a message for `lazy`: in English and in `language`."""
+    texts = {"en": question.title()}
+    if language != "en":
+        texts[language] = question.title(language)
+    return rendered(**texts)
+
+
 def grade_student(worker_box: list, student_dir: Path, points: dict, release: dict,
                   scratch: Path) -> StudentResult:
     """Locate the student's cells and grade each blank in the sandbox."""
     result = StudentResult(student_dir.name)
     located = locate.locate(student_dir)
-    result.flags.extend(located.flags)
+    result.language, _how = edition.detect(located.path)
+    flags, notes = list(located.flags), []  # messages (sdskit/i18n.py), rendered below
     result.sources = dict(located.cells)
     verdicts: dict[str, dict] = {}
     experiments = locate.experiments_released()  # {"exp1": "exp1_code", ...}; none when off
@@ -215,7 +234,7 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
                 "cells": located.cells, "blanks": units,
                 "blank_cells": {str(b): g for b, g in cell_of.items()},
                 "methods": locate.METHODS, "functions": locate.FUNCTIONS,
-                "limits": sandbox.limits(),
+                "limits": sandbox.limits(), "language": result.language,
                 "scratch": f"/tmp/grading-{os.getpid()}-{uuid.uuid4().hex}"}
         try:
             if worker_box[0] is None:
@@ -225,45 +244,62 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
             verdicts = {str(b): v for b, v in answer.items()}
         except (sandbox.WorkerDied, ValueError) as error:
             worker_box[0] = None
-            result.flags.append(f"the grader stopped while grading this notebook ({error}): "
-                                "please grade it by hand")
+            flags.append(lazy("the grader stopped while grading this notebook ({error}): "
+                              "please grade it by hand", error=str(error)))
         if sandbox_kind_cache.get("kind") == "none" and references_changed():
-            result.flags.append("tampering: the notebook wrote to the kit's reference files")
+            flags.append(lazy("tampering: the notebook wrote to the kit's reference files"))
             verdicts = {}
     else:
-        result.notes.append(located.fatal + ": 0 points for it")
+        notes.append(lazy("{reason}: 0 points for it", reason=located.fatal))
     asked = written.questions()
     result.written = ({q.grade_id: None for q in asked} if located.fatal else
                       written.find_answers(located.path, asked))
     for question in asked:
         if located.fatal is None and result.written[question.grade_id] is None:
-            result.flags.append(tr("written answer not found for {title}: no cell of the "
-                                   "notebook holds it, so it counts as no response unless a "
-                                   "grader scores it", title=question.title()))
+            flags.append(lazy("written answer not found for {title}: no cell of the notebook "
+                              "holds it, so it counts as no response unless a grader scores it",
+                              title=_title(question, result.language)))
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
     for unit in units:
         entry = verdicts.get(str(unit)) or {}
         outcome = entry.get("results")
-        name = f"blank {unit}" if isinstance(unit, int) else f"experiment {unit[3:]}"
-        if entry.get("flag"):
-            extra_flags.append(f"{name}: {entry['flag']}")
+        if entry.get("flag"):  # the sandbox's flag: English, and the student's language
+            texts = {"en": entry["flag"]}
+            if result.language != "en":
+                texts[result.language] = (entry.get("flag_shown")
+                                          or tr_in(result.language, entry["flag"]))
+            said = rendered(**texts)
+            extra_flags.append(lazy("blank {number}: {flag}", number=unit, flag=said)
+                               if isinstance(unit, int) else
+                               lazy("experiment {number}: {flag}", number=unit[3:], flag=said))
         for cases in ("visible", "hidden"):
             gid = f"blank{unit}_{cases}" if isinstance(unit, int) else f"{unit}_{cases}"
-            if outcome:
-                ok, message = outcome[cases]
-            elif located.fatal:
-                ok, message = False, located.fatal
-            elif cell_of[unit] in located.missing:
-                ok, message = False, ("No cell of your notebook defines this blank."
-                                      if isinstance(unit, int) else "No cell of your notebook "
-                                      f"defines {locate.FUNCTIONS[cell_of[unit]]} ({name}).")
+            if outcome:  # [passed, English, the student's language] (autograder/sandbox.py)
+                ok, message, *shown = outcome[cases]
+                shown = shown[0] if shown else message
             else:
-                ok, message = False, "Not graded (the grader stopped)."
+                ok = False
+                if located.fatal:
+                    said = located.fatal
+                elif cell_of[unit] in located.missing:
+                    said = (lazy("No cell of your notebook defines this blank.")
+                            if isinstance(unit, int) else
+                            lazy("No cell of your notebook defines {function} (experiment "
+                                 "{number}).", function=locate.FUNCTIONS[cell_of[unit]],
+                                 number=unit[3:]))
+                else:
+                    said = lazy("Not graded (the grader stopped).")
+                message, shown = render(said, "en"), render(said, result.language)
             maximum = points.get((notebook, gid), 0.0)
             result.cells.append((notebook, gid, maximum if ok else 0.0, maximum))
             result.messages[gid] = message
-    result.flags.extend(extra_flags)
+            result.messages_shown[gid] = shown
+    flags.extend(extra_flags)
+    result.flags = [render(flag, "en") for flag in flags]
+    result.flags_shown = [render(flag, result.language) for flag in flags]
+    result.notes = [render(note, "en") for note in notes]
+    result.notes_shown = [render(note, result.language) for note in notes]
     return result
 
 
@@ -292,10 +328,13 @@ def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None
     """OUT/feedback/<student>/<notebook>.html without nbgrader (where it could not record the
     student): each test's outcome, each written answer's points and comment, and the flags."""
     notebook = Path(COURSE.notebooks[0]).stem
+    language = result.language
+    say = {word: html.escape(tr_in(language, word)) for word in (  # the page's words
+        N_("Feedback"), N_("Notes on your submission"), N_("test"), N_("points"), N_("result"))}
     rows = []
     for nb, gid, score, maximum in result.cells:
-        message = result.messages.get(gid, "")
-        rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True))}</td>"
+        message = result.messages_shown.get(gid, result.messages.get(gid, ""))
+        rows.append(f"<tr><td>{html.escape(gradebook.cell_label(gid, True, language))}</td>"
                     f"<td>{score:g} / {maximum:g}</td>"
                     f"<td><pre>{html.escape(message)}</pre></td></tr>")
     total = sum(c[2] for c in result.cells)
@@ -303,24 +342,29 @@ def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None
     for question in written.questions():
         score = scores.get((result.student_id, question.grade_id))
         points = written_scores.effective(result.written.get(question.grade_id), score)
-        label = tr("Written answer: {title}", title=question.title())
-        shown = (tr("not graded yet (of {points})", points=written.points_text(question.points))
+        label = tr_in(language, "Written answer: {title}", title=question.title(language))
+        shown = (tr_in(language, "not graded yet (of {points})",
+                       points=written.points_text(question.points))
                  if points is None else f"{points:g} / {question.points:g}")
         rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(shown)}</td>"
                     f"<td><pre>{html.escape(score.comment if score else '')}</pre></td></tr>")
         total, maximum = total + (points or 0.0), maximum + question.points
-    flags = "".join(f"<li>{html.escape(f)}</li>" for f in result.flags + result.notes)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feedback: "
-            f"{html.escape(result.student_id)}</title><style>pre {{ white-space: pre-wrap; }} "
+    flags = "".join(f"<li>{html.escape(f)}</li>"
+                    for f in (result.flags_shown or result.flags)
+                    + (result.notes_shown or result.notes))
+    page = (f"<!DOCTYPE html><html lang='{language}'><head><meta charset='utf-8'><title>"
+            f"{say['Feedback']}: {html.escape(result.student_id)}</title><style>"
+            "pre { white-space: pre-wrap; } "
             "td, th { border: 1px solid #555; padding: 4px 8px; vertical-align: top; } "
             "table { border-collapse: collapse; }</style></head><body>"
             f"<h1>{html.escape(COURSE.notebooks[0])}: {total:g} / {maximum:g}</h1>"
-            + (f"<h2>Notes on your submission</h2><ul>{flags}</ul>" if flags else "")
-            + "<table><tr><th>test</th><th>points</th><th>result</th></tr>"
+            + (f"<h2>{say['Notes on your submission']}</h2><ul>{flags}</ul>" if flags else "")
+            + f"<table><tr><th>{say['test']}</th><th>{say['points']}</th>"
+            f"<th>{say['result']}</th></tr>"
             + "".join(rows) + "</table></body></html>")
     destination = out / "feedback" / result.student_id / f"{notebook}.html"
     destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(page)
+    destination.write_text(page, encoding="utf-8")
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
@@ -462,7 +506,8 @@ def _load_cached(path: Path, key: str) -> StudentResult | None:
             return None
         return StudentResult(data["student_id"], [tuple(c) for c in data["cells"]],
                              data["notes"], data["flags"], data["messages"], data["cpu_s"],
-                             data["sources"], data["written"])
+                             data["sources"], data["language"], data["notes_shown"],
+                             data["flags_shown"], data["messages_shown"], data["written"])
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or older: grade again
         return None
 
@@ -624,8 +669,10 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
     problems = record(ordered, keys, out, scores)
     for result in ordered:
         if result.student_id in problems:
-            result.flags.append("nbgrader could not record this student, so the feedback is "
-                                f"the kit's plain page ({problems[result.student_id]})")
+            flag = lazy("nbgrader could not record this student, so the feedback is the kit's "
+                        "plain page ({problem})", problem=problems[result.student_id])
+            result.flags.append(render(flag, "en"))
+            result.flags_shown.append(render(flag, result.language))
             write_plain_feedback(result, out, scores)
     write_tables(ordered, out, points)
     write_class_report(ordered, out)

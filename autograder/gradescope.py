@@ -17,11 +17,14 @@ generated example answers stay out.
 Each submission is graded exactly as `autograder/grade.py` grades one student
 (`grade.grade_student`: the same cell finding, the same sandboxed worker, the same checks).
 results.json holds one Gradescope test per test cell (`Blank N: visible test`, `Blank N: hidden
-test`), each with the student's message as its output; the hidden tests' results show only
-once the grades are published. The written answers are not tests: the staff grade them as
-manually graded questions of the same assignment, and the output says so. The flags go to the submission's output and, for the staff, to
-`extra_data`. results.json is written whatever the submission does; run_autograder writes a
-zero-point result that asks for a regrade if this program itself cannot run.
+test`), each with the student's message as its output; the hidden tests' results show only once
+the grades are published. The written answers are not tests: the staff grade them as manually
+graded questions of the same assignment, and the output says so. The flags go to the
+submission's output and, for the staff, to `extra_data`. What the student reads is in the
+language of the edition they handed in (a Korean notebook gets Korean names, messages and flags;
+`extra_data` stays English). results.json is written whatever the submission does;
+run_autograder writes a zero-point result that asks for a regrade if this program itself cannot
+run.
 
 GRADESCOPE_ROOT moves `/autograder` (for a test, or a trial run on any machine), and
 GRADESCOPE_PYTHON picks the interpreter run_autograder uses (default: the environment that
@@ -40,7 +43,7 @@ import zipfile
 from pathlib import Path
 
 from sdskit.config import COURSE
-from sdskit.i18n import tr
+from sdskit.i18n import LANGUAGES, N_, tr_in
 from sdskit.paths import ROOT
 
 BLANK_NUMBERS = range(1, 8)  # the seven blanks; experiment N is test number 7 + N
@@ -111,11 +114,17 @@ fi
 exit 0
 """
 
-GRADER_FAILED = ("The autograder could not grade this submission (an error in the grader, not in "
-                 "your notebook). Your submission is saved; the course staff will grade it. You "
-                 "may also resubmit.")
-HAND_IN_HINT = ("Hand in the notebook file itself, {notebook}: in Colab, File > Download > "
-                "Download .ipynb, then upload that file here.")
+GRADER_FAILED = N_("The autograder could not grade this submission (an error in the grader, not "
+                   "in your notebook). Your submission is saved; the course staff will grade it. "
+                   "You may also resubmit.")
+HAND_IN_HINT = N_("Hand in the notebook file itself, {notebook}: in Colab, File > Download > "
+                  "Download .ipynb, then upload that file here.")
+
+
+def _in_every_language(message: str) -> str:
+    """Where the submission's language is unknown (the grader itself failed): each language's
+    text, English first."""
+    return "\n\n".join(tr_in(code, message) for code in LANGUAGES)
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,55 +169,66 @@ def build(out: Path) -> Path:
 # Grading one submission (Gradescope's container).
 # ---------------------------------------------------------------------------------------
 def results_json(result) -> dict:
-    """grade.py's StudentResult -> Gradescope's results.json: the automatic points only (one
-    test per test cell). The written questions are manually graded questions of the same
-    Gradescope assignment (README: Grade on Gradescope), so they are not tests here. Part 7's
-    tests, with experiments = "bonus", are worth 0 and add their points to the score."""
-    from autograder import written
+    """grade.py's StudentResult -> Gradescope's results.json, in the student's language: the
+    automatic points only (one test per test cell). The written questions are manually graded
+    questions of the same Gradescope assignment (README: Grade on Gradescope), so they are not
+    tests here. Part 7's tests, with experiments = "bonus", are worth 0 and add their points
+    to the score."""
+    from autograder import gradebook, written
     from autograder.grade import is_bonus
 
+    language = result.language
+    notebook = (COURSE.notebooks[0] if language == "en"
+                else COURSE.edition(COURSE.notebooks[0], language))
     tests = []
     for _, grade_id, score, maximum in result.cells:
         match = re.match(r"(blank|exp)(\d+)_(visible|hidden)$", grade_id)
         kind, unit, cases = match.groups() if match else ("blank", grade_id, "visible")
         # Experiments are numbered after the seven blanks (8, 9, 10), so they sort after them.
         number = unit if kind == "blank" else str(len(BLANK_NUMBERS) + int(unit))
-        name = f"Blank {unit}: {cases} test" if kind == "blank" else \
-            f"Experiment {unit}: {cases} test"
         bonus = is_bonus(grade_id)  # worth 0 of the total, but its score adds to it
+        name = gradebook.cell_label(grade_id, True, language) if match else grade_id
+        if bonus:
+            name += " (" + tr_in(language, "bonus") + ")"
         tests.append({
-            "name": name + (" (bonus)" if bonus else ""),
+            "name": name,
             "number": f"{number}.{1 if cases == 'visible' else 2}",
             "score": score,
             "max_score": 0.0 if bonus else maximum,
-            "output": result.messages.get(grade_id, "").strip(),
+            "output": result.messages_shown.get(grade_id,
+                                                result.messages.get(grade_id, "")).strip(),
             "visibility": "after_published" if cases == "hidden" else "visible",
+            **({"tags": ["bonus"]} if bonus else {}),
         })
     total = sum(test["score"] for test in tests)
     maximum = sum(test["max_score"] for test in tests)
-    extra = sum(test["score"] for test in tests if test["name"].endswith("(bonus)"))
-    lines = [f"{COURSE.notebooks[0]}: {total:g} of {maximum:g} points"
-             + (f", {extra:g} of them bonus points (Part 7)" if extra else "")
-             + ". Each blank has a visible test and a hidden one; the hidden tests' results "
-             "show once grades are published."]
+    extra = sum(test["score"] for test in tests if "tags" in test)
+    lines = [tr_in(language, "{notebook}: {total} of {maximum} points. Each blank has a visible "
+                   "test and a hidden one; the hidden tests' results show once grades are "
+                   "published.", notebook=notebook, total=format(total, "g"),
+                   maximum=format(maximum, "g"))]
+    if extra:
+        lines.append(tr_in(language, "Of these, {bonus} are bonus points (Part 7).",
+                           bonus=format(extra, "g")))
     asked = written.questions()
     if asked:
-        lines.append(tr("Your written answers ({titles}: {points} points) are graded by hand, "
-                        "not here: the course staff adds their points to this assignment.",
-                        titles=", ".join(q.title() for q in asked),
-                        points=written.points_text(sum(q.points for q in asked))))
-    notes = result.flags + result.notes
+        lines.append(tr_in(language, "Your written answers ({titles}: {points} points) are graded "
+                           "by hand, not here: the course staff adds their points to this "
+                           "assignment.", titles=", ".join(q.title(language) for q in asked),
+                           points=written.points_text(sum(q.points for q in asked))))
+    notes = (result.flags_shown or result.flags) + (result.notes_shown or result.notes)
     if notes:
-        lines += ["", "Notes on your submission:"] + [f"- {note}" for note in notes]
+        lines += ["", tr_in(language, "Notes on your submission:")] + [f"- {n}" for n in notes]
     if any(note.endswith("0 points for it") for note in result.notes):
-        lines += ["", HAND_IN_HINT.format(notebook=COURSE.notebooks[0])]
+        lines += ["", tr_in(language, HAND_IN_HINT, notebook=notebook)]
     return {"score": total, "output": "\n".join(lines), "stdout_visibility": "hidden",
             "tests": tests, "extra_data": {"flags": result.flags, "notes": result.notes}}
 
 
 def failed_json(error: str) -> dict:
     """results.json when grading itself failed: zero points, and a message that says so."""
-    return {"score": 0, "stdout_visibility": "hidden", "tests": [], "output": GRADER_FAILED,
+    return {"score": 0, "stdout_visibility": "hidden", "tests": [],
+            "output": _in_every_language(GRADER_FAILED),
             "extra_data": {"grader_error": error[-4000:]}}
 
 

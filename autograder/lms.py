@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdskit.config import COURSE
-from sdskit.i18n import tr
+from sdskit.i18n import tr, tr_in
 
 CANVAS_OUT = "canvas_gradebook_import.csv"
 MOODLE_OUT = "moodle_grading_worksheet.csv"
@@ -285,14 +285,16 @@ def moodle_participant(identifier: str) -> str | None:
 
 
 def moodle_comment(result, kit_maximum: float) -> str:
-    """The feedback comment: the total, each part's points, and what was unusual."""
+    """The feedback comment: the total, each part's points, and what was unusual, in the
+    language of the student's edition (a comment the student reads)."""
+    language = result.language
     parts = ", ".join(f"{column} {_points(points)}"
                       for column, points in result.points_by_column().items())
-    comment = tr("SDS assignment: {total} of {maximum} points ({parts}). Your feedback page "
-                 "has each test's message.", total=_points(result.total),
-                 maximum=_points(kit_maximum), parts=parts)
-    notes = "; ".join(result.notes + result.flags)
-    return comment + (" " + tr("Notes: {notes}", notes=notes) if notes else "")
+    comment = tr_in(language, "SDS assignment: {total} of {maximum} points ({parts}). Your "
+                    "feedback page has each test's message.", total=_points(result.total),
+                    maximum=_points(kit_maximum), parts=parts)
+    notes = "; ".join((result.notes_shown or result.notes) + (result.flags_shown or result.flags))
+    return comment + (" " + tr_in(language, "Notes: {notes}", notes=notes) if notes else "")
 
 
 def fill_moodle(sheet: Sheet, results, kit_maximum: float, destination: Path,

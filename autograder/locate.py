@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdskit.config import COURSE
+from sdskit.i18n import joined, lazy
 from sdskit.paths import NOTEBOOKS
 
 NOTEBOOK = COURSE.notebooks[0]
@@ -141,8 +142,10 @@ class Located:
     path: Path | None = None
     cells: dict[str, str] = field(default_factory=dict)  # grade_id -> the student's source
     missing: dict[str, str] = field(default_factory=dict)  # grade_id -> why it was not found
-    flags: list[str] = field(default_factory=list)  # short reasons, for grades.csv and feedback
-    fatal: str | None = None  # set when nothing can be graded
+    # short reasons, for grades.csv and feedback: catalogue messages (sdskit/i18n.py's lazy),
+    # which grade.py words in English for the staff and in the student's language for them
+    flags: list = field(default_factory=list)
+    fatal: object = None  # set when nothing can be graded (a message, as the flags)
 
 
 def _normal_name(name: str) -> str:
@@ -164,18 +167,20 @@ def find_notebook(student_dir: Path, located: Located) -> Path | None:
         # Both editions handed in: the one saved last (on a tie, the English).
         chosen = max(exact, key=lambda p: (p.stat().st_mtime, -exact.index(p)))
         if len(similar) > 1:
-            located.flags.append(f"{len(similar)} copies of the notebook were handed in: "
-                                 f"graded {chosen.name}")
+            located.flags.append(lazy("{count} copies of the notebook were handed in: graded "
+                                      "{name}", count=len(similar), name=chosen.name))
         return chosen
     if similar:
         chosen = max(similar, key=lambda p: (p.stat().st_mtime, p.name))
-        located.flags.append(f"notebook renamed: graded '{chosen.relative_to(student_dir)}'")
+        located.flags.append(lazy("notebook renamed: graded '{name}'",
+                                  name=str(chosen.relative_to(student_dir))))
         if len(similar) > 1:
-            located.flags.append(f"{len(similar)} copies of the notebook were handed in: "
-                                 "graded the newest")
+            located.flags.append(lazy("{count} copies of the notebook were handed in: graded "
+                                      "the newest", count=len(similar)))
         return chosen
     if len(candidates) == 1:
-        located.flags.append(f"notebook renamed: graded '{candidates[0].relative_to(student_dir)}'")
+        located.flags.append(lazy("notebook renamed: graded '{name}'",
+                                  name=str(candidates[0].relative_to(student_dir))))
         return candidates[0]
     return None
 
@@ -184,8 +189,9 @@ def locate(student_dir: Path) -> Located:
     located = Located()
     path = find_notebook(student_dir, located)
     if path is None:
-        located.fatal = f"{NOTEBOOK} is missing"
-        located.flags.append(f"no notebook: {NOTEBOOK} is missing, 0 points")
+        located.fatal = lazy("{notebook} is missing", notebook=NOTEBOOK)
+        located.flags.append(lazy("no notebook: {notebook} is missing, 0 points",
+                                  notebook=NOTEBOOK))
         return located
     located.path = path
     try:
@@ -194,8 +200,9 @@ def locate(student_dir: Path) -> Located:
         if not isinstance(cells, list):
             raise TypeError("cells is not a list")
     except Exception as error:  # noqa: BLE001 - every unreadable file is reported the same way
-        located.fatal = f"{path.name} is not a readable notebook ({type(error).__name__})"
-        located.flags.append(f"not a readable notebook (not valid JSON): 0 points")
+        located.fatal = lazy("{name} is not a readable notebook ({error})", name=path.name,
+                             error=type(error).__name__)
+        located.flags.append(lazy("not a readable notebook (not valid JSON): 0 points"))
         return located
     code = [c for c in cells if isinstance(c, dict) and c.get("cell_type") == "code"]
     by_id: dict[str, list[dict]] = {}
@@ -219,31 +226,33 @@ def locate(student_dir: Path) -> Located:
         else:
             located.missing[gid] = "its cell was deleted (no cell defines it)"
     if all(gid in located.missing for gid in SIGNATURES):
-        located.fatal = "this notebook is not the SDS assignment"
-        located.flags.append("wrong notebook: it holds none of the SDS assignment's blanks, "
-                             "0 points")
+        located.fatal = lazy("this notebook is not the SDS assignment")
+        located.flags.append(lazy("wrong notebook: it holds none of the SDS assignment's "
+                                  "blanks, 0 points"))
         return located
     if lost:
-        located.flags.append("grading labels missing: the notebook lost the hidden labels that "
-                             "mark its cells (Colab and some editors drop them), so each answer "
-                             "was found by its code; nothing to fix")
+        located.flags.append(lazy("grading labels missing: the notebook lost the hidden labels "
+                                  "that mark its cells (Colab and some editors drop them), so "
+                                  "each answer was found by its code; nothing to fix"))
     if duplicated:
-        located.flags.append("duplicated or split cells: graded the last copy of each")
+        located.flags.append(lazy("duplicated or split cells: graded the last copy of each"))
     if located.missing:
-        names = sorted({f"blank {b}" for b, g in BLANK_CELLS.items() if g in located.missing})
-        names += [f"experiment {u[3:]}" for u, g in EXPERIMENT_CELLS.items()
-                  if g in located.missing]
-        located.flags.append(f"cell deleted for {', '.join(names)}: 0 points for it")
+        numbers = sorted({b for b, g in BLANK_CELLS.items() if g in located.missing})
+        names = joined([*(lazy("blank {number}", number=b) for b in numbers),
+                        *(lazy("experiment {number}", number=u[3:])
+                          for u, g in EXPERIMENT_CELLS.items() if g in located.missing)])
+        located.flags.append(lazy("cell deleted for {blanks}: 0 points for it", blanks=names))
     reaching = sorted({m.group(0) for text in located.cells.values()
                        for m in _INTROSPECTION.finditer(text)})
     if reaching:
-        located.flags.append("review: the code reaches into the interpreter or the grader "
-                             f"({', '.join(reaching[:4])})")
+        located.flags.append(lazy("review: the code reaches into the interpreter or the grader "
+                                  "({found})", found=", ".join(reaching[:4])))
     machinery = sorted({m.group(0) for text in located.cells.values()
                         for m in _MACHINERY.finditer(text)})
     if machinery:
-        located.flags.append("review: the code uses IPython's or PyTorch's internals "
-                             f"({', '.join(machinery[:4])}); grading does not rely on them")
+        located.flags.append(lazy("review: the code uses IPython's or PyTorch's internals "
+                                  "({found}); grading does not rely on them",
+                                  found=", ".join(machinery[:4])))
     released = release_code()
     others = [source(c) for c in code
               if source(c) not in released and source(c) not in located.cells.values()]
@@ -251,11 +260,13 @@ def locate(student_dir: Path) -> Located:
                       for pattern in (_AGAINST_THE_TESTS, _MACHINERY)
                       for m in pattern.finditer(text)})
     if against:
-        located.flags.append("review: cells outside the blanks try to stop or bypass the tests "
-                             f"({', '.join(against[:4])}); grading does not run them")
+        located.flags.append(lazy("review: cells outside the blanks try to stop or bypass the "
+                                  "tests ({found}); grading does not run them",
+                                  found=", ".join(against[:4])))
     # A test cell counts as changed only if its text is gone: with the labels lost, the
     # unchanged tests are still there, unlabelled.
     present = {source(c).strip() for c in code}
     if any(text.strip() not in present for text in test_cells().values()):
-        located.flags.append("test cells were edited or deleted: the original tests were used")
+        located.flags.append(lazy("test cells were edited or deleted: the original tests were "
+                                  "used"))
     return located

@@ -17,10 +17,15 @@ Two layers:
 
 Tampering: before the student's code runs, the child takes a snapshot of what the verdict
 depends on (torch, torch.Tensor, torch.autograd, torch.testing, numpy.testing, builtins,
-sdskit.checks and its Report, the reference tensors' contents); after the check, anything
-rebound or changed voids the blank. The checks read every result as a plain tensor they own
-(`sdskit.checks._plain`); what they noticed (a tensor subclass) becomes a `review` flag. The verdict is read from the Report's problem list by the harness, not from the
-student's notebook, and the test cells in the notebook are never run.
+sdskit.checks and its Report, sdskit.i18n and its Text, which word the messages, the reference
+tensors' contents); after the check, anything rebound or changed voids the blank. The checks
+read every result as a plain tensor they own (`sdskit.checks._plain`); what they noticed (a
+tensor subclass) becomes a `review` flag. The verdict is read from the Report's problem list by
+the harness, not from the student's notebook, and the test cells in the notebook are never run.
+
+Languages: every message goes back twice, [passed, English, the task's language] (the staff's
+class report reads English; the student's feedback their edition's language), and so does a
+review flag ("flag" in English, "flag_shown" in the task's language).
 """
 
 import errno
@@ -38,6 +43,7 @@ from pathlib import Path
 
 from autograder import ipython_cells
 from sdskit.config import COURSE
+from sdskit.i18n import N_, render, tr_in, tr_pair
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, ROOT
 
 RESULT_LIMIT = 64 * 1024  # bytes of verdict read from one child
@@ -184,14 +190,19 @@ def _guarded_namespaces():
     import torch.nn.functional
     import torch.testing
 
-    from sdskit import checks, experiment_checks
+    from sdskit import checks, experiment_checks, i18n
 
     return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.testing": torch.testing,
             "torch.nn.functional": torch.nn.functional, "torch.nn.Module": torch.nn.Module,
             "torch.autograd": torch.autograd,
             "numpy.testing": numpy.testing, "numpy": numpy, "builtins": builtins,
-            "sdskit.checks": checks, "Report": checks.Report,
-            "sdskit.experiment_checks": experiment_checks}
+            "sdskit.checks": checks, "Report": checks.Report, "sdskit.i18n": i18n,
+            "Text": i18n.Text, "sdskit.experiment_checks": experiment_checks}
+
+
+# Module state that changes by itself (the language last chosen: the harness names its
+# languages explicitly), not a tool the verdict relies on.
+_CHANGING = {"__warningregistry__", "_", "__builtins__", "_chosen"}
 
 
 def _snapshot():
@@ -203,28 +214,46 @@ def _tampered(before: dict) -> list[str]:
     for name, obj in _guarded_namespaces().items():
         now = vars(obj)
         for key, value in before[name].items():
-            if key in ("__warningregistry__", "_", "__builtins__"):
+            if key in _CHANGING:
                 continue
             if key not in now or now[key] is not value:
                 changed.append(f"{name}.{key}")
     return changed
 
 
+def _restore(before: dict) -> None:
+    """Put back what the student's code rebound, so that the harness's own message about it is
+    worded by the kit's code, not theirs (the blank is void either way)."""
+    for name, obj in _guarded_namespaces().items():
+        for key, value in before[name].items():
+            if key not in _CHANGING and vars(obj).get(key) is not value:
+                try:
+                    setattr(obj, key, value)
+                except (AttributeError, TypeError):
+                    pass
+
+
 # An OSError with one of these numbers is the sandbox saying no (read-only mounts, missing
 # paths outside it, no network): worth a flag, since a blank's code has no business there.
-_BLOCKED = {errno.EROFS: "a write to a read-only file", errno.EACCES: "a file access",
-            errno.EPERM: "an operation", errno.ENETUNREACH: "the network",
-            errno.ECONNREFUSED: "the network"}
+# (The flags are catalogue messages, sdskit/i18n.py: grade.py words them in each language.)
+_BLOCKED = {errno.EROFS: N_("sandbox blocked a write to a read-only file"),
+            errno.EACCES: N_("sandbox blocked a file access"),
+            errno.EPERM: N_("sandbox blocked an operation"),
+            errno.ENETUNREACH: N_("sandbox blocked the network"),
+            errno.ECONNREFUSED: N_("sandbox blocked the network")}
+FLAGS = (N_("time limit"), N_("memory limit"), N_("kernel stopped"), N_("tampering"),
+         N_("killed"), N_("disk limit"), N_("crash"))
 
 
 def _blocked_flag(error: BaseException) -> str | None:
     import socket
 
     if isinstance(error, socket.gaierror):
-        return "sandbox blocked the network"
+        return N_("sandbox blocked the network")
     if isinstance(error, OSError) and error.errno in _BLOCKED:
-        return f"sandbox blocked {_BLOCKED[error.errno]}"
+        return _BLOCKED[error.errno]
     return None
+
 
 
 def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, write_fd: int,
@@ -262,10 +291,12 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
     check = experiment_checks.CHECKS[blank] if experiment else checks.CHECKS[blank]
     report_type = checks.Report
     gid = task["blank_cells"][str(blank)]
+    language = task.get("language", "en")
     verdict = {}
 
-    def finish(results, flag=None):
-        payload = json.dumps({"nonce": nonce, "results": results, "flag": flag}).encode()
+    def finish(results, flag=None, flag_shown=None):
+        payload = json.dumps({"nonce": nonce, "results": results, "flag": flag,
+                              "flag_shown": flag_shown}).encode()
         os.write(write_fd, payload[:RESULT_LIMIT])
         os._exit(0)
 
@@ -297,11 +328,11 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
             if not isinstance(cls, type):
                 raise NameError("your cells do not define the class StableDiffusion")
     except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt included
-        message = (f"Your cell could not run: {type(error).__name__}: "
-                   f"{str(error).strip()[:300]}")
+        message = tr_pair(language, "Your cell could not run: {error}: {text}",
+                        error=type(error).__name__, text=str(error).strip()[:300])
         flag = {"MemoryError": "memory limit", "SystemExit": "kernel stopped",
                 "KeyboardInterrupt": "kernel stopped"}.get(type(error).__name__)
-        finish({"visible": [False, message], "hidden": [False, message]},
+        finish({"visible": [False, *message], "hidden": [False, *message]},
                flag or _blocked_flag(error))
     flag = None
     review = []  # what the check noticed about the results (a tensor subclass): for the staff
@@ -310,28 +341,39 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
             report = check(cls, cases)
             ok = (type(report) is report_type and type(report.problems) is list
                   and len(report.problems) == 0)
-            message = "passed" if ok else str(report_type.message.fget(report))[:2000]
+            message = (tr_pair(language, "passed") if ok else
+                       [str(report_type.message_in(report, code))[:2000]
+                        for code in ("en", language)])
             if type(report) is report_type and type(report.review) is list:
-                review += [str(note)[:200] for note in report.review if str(note) not in review]
+                review += [note for note in report.review
+                           if render(note, "en") not in {render(n, "en") for n in review}]
         except BaseException as error:  # noqa: BLE001 - the student's code may raise anything
-            ok, message = False, (f"Your code stopped the test: {type(error).__name__}: "
-                                  f"{str(error).strip()[:300]}")
+            ok, message = False, tr_pair(language, "Your code stopped the test: {error}: {text}",
+                                       error=type(error).__name__,
+                                       text=str(error).strip()[:300])
             flag = flag or _blocked_flag(error)
-        verdict[cases] = [ok, message]
+        verdict[cases] = [ok, *message]
     changed = _tampered(before)
     if not changed and _fingerprint(checks.references()) != reference_print:
         changed = ["the reference tensors"]
     if changed:
-        message = ("Your code changed the tools the tests use "
-                   f"({', '.join(changed[:3])}): no points for this blank.")
-        finish({"visible": [False, message], "hidden": [False, message]}, "tampering")
-    if review:
-        flag = "; ".join(filter(None, [flag, "review: " + ", ".join(review[:3])]))
-    finish(verdict, flag)
+        _restore(before)
+        message = tr_pair(language, "Your code changed the tools the tests use ({what}): no "
+                        "points for this blank.", what=", ".join(changed[:3]))
+        finish({"visible": [False, *message], "hidden": [False, *message]}, "tampering")
+    flag_shown = None
+    if review:  # for the staff in English; the student reads it in their language
+        notes = {code: ", ".join(render(note, code)[:200] for note in review[:3])
+                 for code in ("en", language)}
+        flag_shown = "; ".join(filter(None, [flag and tr_in(language, flag), tr_in(
+            language, "review: {notes}", notes=notes[language])]))
+        flag = "; ".join(filter(None, [flag, tr_in("en", "review: {notes}", notes=notes["en"])]))
+    finish(verdict, flag, flag_shown)
 
 
 def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: str,
-               timeout: float) -> tuple[dict, str | None]:
+               timeout: float) -> tuple[dict, str | None, str | None]:
+    """(results, flag, the flag in the task's language where it differs or None)."""
     read_fd, write_fd = os.pipe()
     nonce = secrets.token_hex(16)  # a verdict without it was not written by the harness
     pid = os.fork()
@@ -371,10 +413,12 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
         pass
     _, status = os.waitpid(pid, 0)
     shutil.rmtree(Path(task["scratch"]) / f"blank{blank}", ignore_errors=True)
+    language = task.get("language", "en")
     if timed_out:
-        message = (f"Your code ran longer than the {timeout:g} s limit (an endless loop or "
-                   "a long sleep?), so its tests could not finish.")
-        return {"visible": [False, message], "hidden": [False, message]}, "time limit"
+        message = tr_pair(language, "Your code ran longer than the {limit} s limit (an endless "
+                        "loop or a long sleep?), so its tests could not finish.",
+                        limit=format(timeout, "g"))
+        return {"visible": [False, *message], "hidden": [False, *message]}, "time limit", None
     data = b"".join(chunks)
     if size > RESULT_LIMIT:
         data = b""
@@ -382,24 +426,30 @@ def _run_blank(task: dict, blank: int, base_namespace: dict, reference_print: st
         parsed = json.loads(data.decode())
         results = parsed["results"]
         assert set(results) == {"visible", "hidden"} and parsed["nonce"] == nonce
-        return results, parsed.get("flag")
+        return results, parsed.get("flag"), parsed.get("flag_shown")
     except Exception:  # noqa: BLE001 - no verdict: say why the process ended
         if data:
-            message = ("Your code wrote into the grader's result channel, so this blank's "
-                       "result cannot be trusted: no points for it.")
-            return {"visible": [False, message], "hidden": [False, message]}, "tampering"
+            message = tr_pair(language, "Your code wrote into the grader's result channel, so "
+                            "this blank's result cannot be trusted: no points for it.")
+            return {"visible": [False, *message], "hidden": [False, *message]}, "tampering", None
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        why = {signal.SIGXCPU: ("used more than its CPU time limit", "time limit"),
-               signal.SIGKILL: ("was stopped (out of memory, or over a limit)", "killed"),
-               signal.SIGXFSZ: ("wrote a file larger than the limit", "disk limit"),
-               signal.SIGSEGV: ("crashed (segmentation fault)", "crash")}.get(
-                   number, (f"was stopped by signal {number}", "crash"))
+        why = {signal.SIGXCPU: (N_("Your code used more than its CPU time limit, so this "
+                                   "blank's tests could not finish."), "time limit"),
+               signal.SIGKILL: (N_("Your code was stopped (out of memory, or over a limit), so "
+                                   "this blank's tests could not finish."), "killed"),
+               signal.SIGXFSZ: (N_("Your code wrote a file larger than the limit, so this "
+                                   "blank's tests could not finish."), "disk limit"),
+               signal.SIGSEGV: (N_("Your code crashed (segmentation fault), so this blank's "
+                                   "tests could not finish."), "crash")}.get(
+                   number, (N_("Your code was stopped by signal {number}, so this blank's tests "
+                               "could not finish."), "crash"))
     else:
-        why = (f"ended the Python process (exit code {os.WEXITSTATUS(status)}) before the "
-               "tests could report", "kernel stopped")
-    message = f"Your code {why[0]}, so this blank's tests could not finish."
-    return {"visible": [False, message], "hidden": [False, message]}, why[1]
+        why = (N_("Your code ended the Python process (exit code {number}) before the tests "
+                  "could report, so this blank's tests could not finish."), "kernel stopped")
+        number = os.WEXITSTATUS(status)
+    message = tr_pair(language, why[0], number=number)
+    return {"visible": [False, *message], "hidden": [False, *message]}, why[1], None
 
 
 _PROTOCOL_FD = None
@@ -427,6 +477,10 @@ def worker_main() -> None:
 
     checks.references()
     checks._tiny_components()
+    from sdskit.i18n import LANGUAGES
+
+    for code in LANGUAGES:  # each catalogue read once, before the forks
+        tr_in(code, "passed")
     ipython_cells.to_python("%time")  # IPython's transformer, loaded once before the forks
     reference_print = _fingerprint(checks.references())
     base_namespace = None
@@ -445,13 +499,14 @@ def worker_main() -> None:
                 continue
             left = task["limits"]["student_s"] - (time.monotonic() - started)
             if left <= 1:
-                message = "Not graded: the notebook used up its total time limit first."
-                answer[blank] = {"results": {"visible": [False, message],
-                                             "hidden": [False, message]}, "flag": "time limit"}
+                message = tr_pair(task.get("language", "en"), "Not graded: the notebook used up "
+                                "its total time limit first.")
+                answer[blank] = {"results": {"visible": [False, *message],
+                                             "hidden": [False, *message]}, "flag": "time limit"}
                 continue
-            results, flag = _run_blank(task, blank, base_namespace, reference_print,
-                                       min(task["limits"]["blank_s"], left))
-            answer[blank] = {"results": results, "flag": flag}
+            results, flag, flag_shown = _run_blank(task, blank, base_namespace, reference_print,
+                                                   min(task["limits"]["blank_s"], left))
+            answer[blank] = {"results": results, "flag": flag, "flag_shown": flag_shown}
         shutil.rmtree(task["scratch"], ignore_errors=True)
         if os.environ.get("SDSKIT_SANDBOXED") == "1":  # the sandbox's own /tmp: empty it, so
             for left in Path("/tmp").iterdir():      # nothing passes to the next student
@@ -472,12 +527,14 @@ def limits() -> dict:
 
 
 def kit_fingerprint() -> str:
-    """Changes whenever anything that decides a grade changes (tests, references, harness)."""
+    """Changes whenever anything that decides a grade, or how its messages read, changes
+    (tests, references, harness, the catalogues, how an edition is told)."""
     digest = hashlib.sha256()
     for path in [ROOT / "sdskit" / "checks.py", ROOT / "sdskit" / "experiment_checks.py",
                  ROOT / "sdskit" / "config.py",
+                 ROOT / "sdskit" / "i18n.py", *sorted((ROOT / "sdskit" / "locale").rglob("*.mo")),
                  ROOT / "autograder" / "sandbox.py", ROOT / "autograder" / "locate.py",
-                 ROOT / "autograder" / "ipython_cells.py",
+                 ROOT / "autograder" / "ipython_cells.py", ROOT / "autograder" / "edition.py",
                  ROOT / "autograder" / "grade.py", ROOT / "autograder" / "written.py",
                  REFERENCES, HIDDEN_REFERENCES,
                  ROOT / "notebooks" / COURSE.notebooks[0]]:

@@ -41,7 +41,7 @@ from copydetect.utils import get_token_coverage
 from autograder import locate
 from sdskit.config import COURSE
 from sdskit.i18n import N_, tr
-from sdskit.paths import SOLUTIONS
+from sdskit.paths import NOTEBOOKS, SOLUTIONS
 
 CSV_OUT, HTML_OUT = "similarity.csv", "similarity.html"
 CODE_K, PROSE_K = 20, 40  # k-gram lengths in normalised characters (code: ~a short expression)
@@ -147,6 +147,15 @@ def _markdown_answers(path: Path, release: dict[str, str], answer_ids: list[str]
     return {gid: text for gid, text in found.items() if text.strip()}
 
 
+def _every_edition_markdown() -> list[dict]:
+    """The markdown cells of every released edition (the Korean prose is boilerplate too)."""
+    cells = []
+    for name in COURSE.released:
+        notebook = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+        cells += [c for c in notebook["cells"] if c.get("cell_type") == "markdown"]
+    return cells
+
+
 def answer_cells() -> list[str]:
     """grade_ids of the release's markdown cells that students answer in."""
     return [locate.grade_id(c) for c in locate._release()
@@ -158,8 +167,7 @@ def answer_cells() -> list[str]:
 def read_class(student_dirs: list[Path]) -> list[Student]:
     release = locate.release_cells()
     answers = answer_cells()
-    release_markdown = {locate.source(c).strip() for c in locate._release()
-                        if c.get("cell_type") == "markdown"}
+    release_markdown = {locate.source(c).strip() for c in _every_edition_markdown()}
     students = []
     for folder in student_dirs:
         student = Student(folder.name)
@@ -227,8 +235,8 @@ def boilerplate(students: list[Student]) -> dict[str, set]:
     answers (code), and what many students share."""
     release_code = "".join(normal_code(locate.source(c)).normal for c in locate._release()
                            if c.get("cell_type") == "code")
-    release_prose = "".join(normal_prose(locate.source(c)).normal for c in locate._release()
-                            if c.get("cell_type") == "markdown")
+    release_prose = "".join(normal_prose(locate.source(c)).normal
+                            for c in _every_edition_markdown())
     code = _hashes(release_code, CODE_K)
     for normals in known_answers().values():
         for text in normals:

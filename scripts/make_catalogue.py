@@ -5,9 +5,10 @@
     python scripts/make_catalogue.py --check   # exit 1 if anything is missing, stale or drifted
 
 What it does, in gettext's usual steps:
-1. extract every `tr("...")`, `lazy("...")`, `tr_in(code, "...")` and `N_("...")` from the kit's code
-   (`sdskit/`, `autograder/`) and from the solution notebooks' code cells, and every `_say("...")`
-   from their setup cell (which runs before the kit is there, so `make release` writes each
+1. extract every `tr("...")`, `lazy("...")`, `tr_in(code, "...")`, `tr_pair(code, "...")` and
+   `N_("...")` from the kit's code (`sdskit/`, `autograder/`, and the figures' script
+   `scripts/make_figures.py`) and from the solution notebooks' code cells, and every
+   `_say("...")` from their setup cell (which runs before the kit is there, so `make release` writes each
    edition's text into it), into the template `sdskit/locale/sdskit.pot`;
 2. merge the template into each language's `sdskit/locale/<code>/LC_MESSAGES/sdskit.po`: a new
    English message arrives untranslated; a message whose English changed is kept with its old
@@ -42,9 +43,10 @@ from sdskit.i18n import DOMAIN, LANGUAGES, LOCALE  # noqa: E402
 from sdskit.paths import ROOT, SOLUTIONS  # noqa: E402
 
 TEMPLATE = LOCALE / f"{DOMAIN}.pot"
-KEYWORDS = {"tr": (1,), "N_": (1,), "lazy": (1,), "tr_in": (2,)}
+KEYWORDS = {"tr": (1,), "N_": (1,), "lazy": (1,), "tr_in": (2,), "tr_pair": (2,)}
 SETUP_KEYWORDS = {"_say": (1,)}
 CODE_FOLDERS = ("sdskit", "autograder")
+CODE_FILES = ("scripts/make_figures.py",)  # the stored figures' words (one set per edition)
 # Dates in the files' headers are fixed, so that the files are a function of their inputs.
 _DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 _PROJECT = "sds-assignment-kit"
@@ -102,6 +104,9 @@ def _extract() -> list[tuple[str, str]]:
                 ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS,
                 directory_filter=lambda d: "__pycache__" not in d):
             found.append((message, f"{folder}/{filename}"))
+    for name in CODE_FILES:
+        found.extend((message, name) for message in
+                     messages_in_code((ROOT / name).read_text(encoding="utf-8"), where=name))
     for notebook in COURSE.notebooks:
         for gid, code in _notebook_code(SOLUTIONS / notebook):
             where = f"solutions/{notebook}#{gid}"

@@ -4,14 +4,19 @@
     python scripts/make_figures.py --out DIR    # only write the PNGs into DIR (the drift test uses this)
     python scripts/make_figures.py --skip-slow  # leave the oracle check's figure (about a minute) alone
 
+Each edition gets its own figures, drawn by the same code from the same data with its words
+(sdskit/i18n.py's catalogue) and a font for its letters (sdskit/fonts.py): English in
+assets/figures/, the others in assets/figures/<language>/ (ko). The English ones are attached to
+solutions/; scripts/make_translation.py attaches an edition's own to its notebook.
+
 The figures are drawn from what this machine can show honestly, with no real Stable Diffusion
 weights: the scheduler (noise schedule, noised picture), the oracle prior of sdskit/oracle.py
 (the gradient's size over t, the 2D warm-up, the text-to-3D oracle check) and plain drawing (the
 pipeline diagram). They are stored as markdown-cell attachments, so they show on GitHub, in Colab
 before anything runs and in Jupyter, and nbgrader copies them into the release.
 
-Deterministic output: the Agg backend, the DejaVu Sans font that ships with matplotlib, no PNG
-metadata, fixed seeds, then a 256-colour palette and PNG optimisation (Pillow) to keep them small.
+Deterministic output: the Agg backend, the DejaVu Sans font that ships with matplotlib (and
+the pinned NanumGothic for Hangul), no PNG metadata, fixed seeds, then a 256-colour palette and PNG optimisation (Pillow) to keep them small.
 """
 
 import argparse
@@ -32,11 +37,13 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
-from sdskit import figures, warmup  # noqa: E402
+from sdskit import figures, fonts, warmup  # noqa: E402
 from sdskit.config import COURSE  # noqa: E402
+from sdskit.i18n import speaking, tr  # noqa: E402
 from sdskit.paths import ROOT, SOLUTIONS, TINY_SD  # noqa: E402
 
 FIGURES = ROOT / "assets" / "figures"
+LANGUAGES = ("en", *COURSE.editions)  # each edition's figures, with its words
 DPI = 80
 # Which markdown cell (grade_id) carries which figure.
 CELLS = {
@@ -100,6 +107,10 @@ def _arrow(ax, start, end, text=None):
                 va="bottom", fontsize=7.5, color="#34495e")
 
 
+def _blank(number: int) -> str:
+    return tr("blank {number}", number=number)
+
+
 def pipeline():
     """The SDS step of train_step, each box labelled with the blank that fills it in."""
     fig, ax = plt.subplots(figsize=(11, 4.1))
@@ -107,23 +118,25 @@ def pipeline():
     ax.set_ylim(0, 4.6)
     ax.axis("off")
     top, bottom = 3.3, 1.1
-    _box(ax, 1.2, top, "render\n$x = g(\\theta)$\n[B, 3, H, W] in [0, 1]")
-    _box(ax, 3.9, top + 0.55, "resize to 512, VAE encode\n$z = 0.18215\\,\\mathcal{E}(2x - 1)$",
-         "blank 4", width=2.6, height=0.75)
-    _box(ax, 3.9, top - 0.7, "as_latent: resize to 64,\n$z = 2x - 1$", "blank 3", width=2.6,
-         height=0.75)
+    _box(ax, 1.2, top, tr("render") + "\n$x = g(\\theta)$\n" + tr("[B, 3, H, W] in [0, 1]"))
+    _box(ax, 3.9, top + 0.55, tr("resize to 512, VAE encode")
+         + "\n$z = 0.18215\\,\\mathcal{E}(2x - 1)$", _blank(4), width=2.6, height=0.75)
+    _box(ax, 3.9, top - 0.7, tr("as_latent: resize to 64,") + "\n$z = 2x - 1$", _blank(3),
+         width=2.6, height=0.75)
     _box(ax, 6.85, top, "$t \\sim U\\{$min_step, ..., max_step$\\}$\n$\\epsilon \\sim \\mathcal{N}(0, I)$",
-         "blank 5", width=2.7)
-    _box(ax, 9.45, top, "add noise\n$z_t = \\alpha_t z + \\sigma_t \\epsilon$", width=1.9)
-    _box(ax, 12.0, top, "U-Net $\\times 2$, no grad\n$\\hat\\epsilon_{uncond}$, $\\hat\\epsilon_{cond}$",
-         width=2.2)
-    _box(ax, 12.0, bottom, "guidance\n$\\hat\\epsilon = \\hat\\epsilon_u + s(\\hat\\epsilon_c - \\hat\\epsilon_u)$",
+         _blank(5), width=2.7)
+    _box(ax, 9.45, top, tr("add noise") + "\n$z_t = \\alpha_t z + \\sigma_t \\epsilon$", width=1.9)
+    _box(ax, 12.0, top, tr("U-Net $\\times 2$, no grad")
+         + "\n$\\hat\\epsilon_{uncond}$, $\\hat\\epsilon_{cond}$", width=2.2)
+    _box(ax, 12.0, bottom, tr("guidance")
+         + "\n$\\hat\\epsilon = \\hat\\epsilon_u + s(\\hat\\epsilon_c - \\hat\\epsilon_u)$",
          width=2.3)
-    _box(ax, 9.3, bottom, "gradient\ngrad $= w(t)(\\hat\\epsilon - \\epsilon)$", "blank 6", width=2.3)
-    _box(ax, 6.4, bottom, "targets $=$ (z $-$ grad).detach()", "blank 7", width=2.9)
+    _box(ax, 9.3, bottom, tr("gradient") + "\ngrad $= w(t)(\\hat\\epsilon - \\epsilon)$", _blank(6),
+         width=2.3)
+    _box(ax, 6.4, bottom, "targets $=$ (z $-$ grad).detach()", _blank(7), width=2.9)
     _box(ax, 3.3, bottom, "loss $= \\frac{1}{2}\\|z - $targets$\\|^2 / B$\n$\\partial$loss$/\\partial z =$ grad$/B$",
          width=2.6)
-    _box(ax, 0.9, bottom, "backward\nthrough $z$ to $\\theta$", width=1.5)
+    _box(ax, 0.9, bottom, tr("backward\nthrough $z$ to $\\theta$"), width=1.5)
     _arrow(ax, (2.25, top + 0.2), (2.6, top + 0.5))
     _arrow(ax, (2.25, top - 0.2), (2.6, top - 0.6))
     _arrow(ax, (5.2, top + 0.5), (5.5, top + 0.2))
@@ -135,9 +148,10 @@ def pipeline():
     _arrow(ax, (8.15, bottom), (7.85, bottom))
     _arrow(ax, (4.95, bottom), (4.6, bottom))
     _arrow(ax, (2.0, bottom), (1.65, bottom))
-    ax.text(6.6, 0.15, "blanks 1 and 2 live in __init__: super().__init__() and min_step, max_step "
-            "(the range blank 5 draws from)", ha="center", fontsize=8, color="#c0392b")
-    ax.set_title("One SDS step: train_step(text_embeddings, pred_rgb)", fontsize=11)
+    ax.text(6.6, 0.15, tr("blanks 1 and 2 live in __init__: super().__init__() and min_step, "
+                          "max_step (the range blank 5 draws from)"),
+            ha="center", fontsize=8, color="#c0392b")
+    ax.set_title(tr("One SDS step: train_step(text_embeddings, pred_rgb)"), fontsize=11)
     return png_bytes(fig)
 
 
@@ -173,30 +187,40 @@ def grad_over_t():
             weighted.append(w * rms)
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.3))
     ax[0].plot(steps, weight)
-    ax[0].set_title(r"the weight $w(t) = 1 - \bar\alpha_t = \sigma_t^2$")
+    ax[0].set_title(tr(r"the weight $w(t) = 1 - \bar\alpha_t = \sigma_t^2$"))
     ax[1].semilogy(steps, residual, label=r"$\|\hat\epsilon - \epsilon\|$ (RMS)")
-    ax[1].semilogy(steps, weighted, label=r"$w(t)\,\|\hat\epsilon - \epsilon\|$ (RMS), the gradient")
-    ax[1].set_title("SDS gradient size, oracle prior, a noise picture")
+    ax[1].semilogy(steps, weighted,
+                   label=tr(r"$w(t)\,\|\hat\epsilon - \epsilon\|$ (RMS), the gradient"))
+    fonts.log_ticks(ax[1].yaxis)
+    ax[1].set_title(tr("SDS gradient size, oracle prior, a noise picture"))
     ax[1].legend(fontsize=8)
     for a in ax:
-        a.set_xlabel("timestep t (SDS range 20 ... 980)")
+        a.set_xlabel(tr("timestep t (SDS range 20 ... 980)"))
     fig.tight_layout()
     return png_bytes(fig)
+
+
+@functools.lru_cache(maxsize=1)
+def _warmup_result():  # computed once, drawn once per edition
+    return warmup.oracle_warmup(solution_class())
 
 
 def warmup_oracle():
-    result = warmup.oracle_warmup(solution_class())
+    result = _warmup_result()
     fig = figures.show_images(torch.cat([result.target] + result.snapshots),
-                              ["target"] + [f"step {s}" for s in result.snapshot_steps])
+                              [tr("target")] + [tr("step {step}", step=s)
+                                                for s in result.snapshot_steps])
     fig.set_size_inches(10, 2.1)
-    fig.suptitle(f"2D warm-up, oracle prior: distance to the target {result.start_error:.2f} at "
-                 f"the start, {result.final_error:.3f} after {result.steps} steps (RMS)", fontsize=9)
+    fig.suptitle(tr("2D warm-up, oracle prior: distance to the target {start} at the start, "
+                    "{final} after {steps} steps (RMS)", start=format(result.start_error, ".2f"),
+                    final=format(result.final_error, ".3f"), steps=result.steps), fontsize=9)
     fig.tight_layout()
     return png_bytes(fig)
 
 
-def oracle_check():
-    """Held-out views of the target, the NeRF at the start (its density blob), and the result."""
+@functools.lru_cache(maxsize=1)
+def _oracle_views():
+    """The oracle check run once (about a minute), and its renders: {row: [4, 3, 64, 64]}."""
     from sdskit import nerf as N
     from sdskit import text_to_3d as T
     from sdskit.oracle import OracleCheck, held_out_cameras
@@ -210,18 +234,30 @@ def oracle_check():
     picked = [0, 3, 5, 6]
     camera = N.Camera(camera.radius[picked], camera.elevation[picked], camera.azimuth[picked],
                       camera.fov[picked])
-    rows = [("target", check.target), ("start", start), ("after SDS", out["result"].model)]
-    fig, ax = plt.subplots(len(rows), len(picked), figsize=(6.4, 5.0))
-    for r, (name, model) in enumerate(rows):
+    views = {}
+    for name, model in (("target", check.target), ("start", start),
+                        ("after SDS", out["result"].model)):
         with torch.no_grad():
-            images, _ = T.evaluate_views(model, camera, 64)
-        for c in range(len(picked)):
+            views[name] = T.evaluate_views(model, camera, 64)[0]
+    return views, out
+
+
+def oracle_check():
+    """Held-out views of the target, the NeRF at the start (its density blob), and the result."""
+    views, out = _oracle_views()
+    rows = [(tr("target"), views["target"]), (tr("start"), views["start"]),
+            (tr("after SDS"), views["after SDS"])]
+    picked = range(len(views["target"]))
+    fig, ax = plt.subplots(len(rows), len(picked), figsize=(6.4, 5.0))
+    for r, (name, images) in enumerate(rows):
+        for c in picked:
             ax[r, c].imshow(images[c].clamp(0, 1).permute(1, 2, 0).numpy())
             ax[r, c].set_xticks([])
             ax[r, c].set_yticks([])
         ax[r, 0].set_ylabel(name, fontsize=9)
-    fig.suptitle(f"oracle check, held-out views: IoU {out['iou']:.2f}, PSNR {out['psnr']:.1f} dB "
-                 f"after {out['steps']} steps", fontsize=9)
+    fig.suptitle(tr("oracle check, held-out views: IoU {iou}, PSNR {psnr} dB after {steps} steps",
+                    iou=format(out['iou'], ".2f"), psnr=format(out['psnr'], ".1f"), steps=out["steps"]),
+                 fontsize=9)
     fig.tight_layout()
     return png_bytes(fig)
 
@@ -268,14 +304,23 @@ MAKERS = {"sds_pipeline.png": pipeline, "noise_schedule.png": noise_schedule,
           "exp3_guidance.png": exp3_guidance}
 
 
-def make(out: Path, skip_slow: bool = False) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+def folder(language: str, root: Path = FIGURES) -> Path:
+    """Where an edition's figures are: root/ for English, root/<language>/ for the others."""
+    return root if language == "en" else root / language
+
+
+def make(out: Path, skip_slow: bool = False, languages=LANGUAGES) -> list[Path]:
+    """Draw every figure in each language into folder(language, out); return the paths."""
     written = []
-    for name, maker in MAKERS.items():
-        if skip_slow and name in SLOW:
-            continue
-        (out / name).write_bytes(maker())
-        written.append(out / name)
+    for language in languages:
+        target = folder(language, out)
+        target.mkdir(parents=True, exist_ok=True)
+        with speaking(language):
+            for name, maker in MAKERS.items():
+                if skip_slow and name in SLOW:
+                    continue
+                (target / name).write_bytes(maker())
+                written.append(target / name)
     return written
 
 

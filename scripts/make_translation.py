@@ -1,9 +1,10 @@
 """Editions of the notebooks in other languages, made from one source: the English solution
 notebook, and beside it the translation of its markdown cells, solutions/translations/
 <notebook>_<language>.md (sds_assignment_ko.md). Code cells, tests, points and grade ids come
-from the English notebook unchanged; only the markdown cells' text is replaced, and the setup
-cell's language and messages (it runs before the kit is there; its messages are in the kit's
-catalogue, sdskit/locale/, and `localize_setup` writes them in).
+from the English notebook unchanged; only the markdown cells' text is replaced, their figures
+by the edition's own (assets/figures/<language>/, drawn by scripts/make_figures.py with the
+edition's words), and the setup cell's language and messages (it runs before the kit is there;
+its messages are in the kit's catalogue, sdskit/locale/, and `localize_setup` writes them in).
 
     python scripts/make_translation.py                   # what is missing or out of date
     python scripts/make_translation.py --accept ko md_9  # md_9's Korean matches its English now
@@ -23,6 +24,7 @@ editions' release notebooks with nbgrader, like the English one.
 
 import argparse
 import ast
+import base64
 import copy
 import hashlib
 import io
@@ -38,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when
 
 from autograder.locate import grade_id, source  # noqa: E402  (re-used by the tests)
 from sdskit.config import COURSE  # noqa: E402
-from sdskit.paths import SOLUTIONS  # noqa: E402
+from sdskit.paths import ASSETS, SOLUTIONS  # noqa: E402
 
 TRANSLATIONS = SOLUTIONS / "translations"
+FIGURES = ASSETS / "figures"  # English; each edition's own in FIGURES / <language>
 _MARKER = re.compile(r"^<!-- cell (\S+) \| English sha256 ([0-9a-f]{64}) -->$", re.M)
 _HEADER = ("<!-- Translation ({language}) of every markdown cell of solutions/{notebook}.\n"
            "Edit the text under a cell's marker; the marker holds the hash of the English it\n"
@@ -214,13 +217,23 @@ def localize_setup(code: str, language: str) -> str:
     return code
 
 
+def edition_figure(name: str, language: str) -> Path:
+    """The edition's own drawing of the stored figure `name` (scripts/make_figures.py)."""
+    return FIGURES / language / name
+
+
 def translate(notebook: dict, translation: dict[str, Translated], language: str) -> dict:
-    """The notebook with each translated markdown cell's text replaced (attachments, ids and
-    metadata kept; cells without a translation stay in English), and its setup cell in
-    `language` (`localize_setup`)."""
+    """The notebook with each translated markdown cell's text replaced (ids and metadata kept;
+    cells without a translation stay in English), each stored figure replaced by the
+    edition's drawing of it where there is one, and its setup cell in `language`
+    (`localize_setup`)."""
     edition = copy.deepcopy(notebook)
     for cell in edition["cells"]:
         gid = grade_id(cell)
+        for name, data in cell.get("attachments", {}).items():
+            if edition_figure(name, language).is_file() and "image/png" in data:
+                data["image/png"] = base64.b64encode(
+                    edition_figure(name, language).read_bytes()).decode("ascii")
         if cell.get("cell_type") == "markdown" and gid in translation:
             _set_source(cell, translation[gid].text)
         elif cell.get("cell_type") == "code" and gid == "setup":

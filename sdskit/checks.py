@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from sdskit.i18n import N_, lazy, render, tr, tr_in
+from sdskit.i18n import N_, lazy, pad, render, tr, tr_in, width
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD
 
 # Tolerances for comparing with the references (float32 on the CPU). Blank 4 runs the VAE,
@@ -57,13 +57,14 @@ class Report:
     `not_run` holds why the check could not run at all (hidden cases asked for in a student's
     copy, or an unknown `cases`); such a report has not passed, and says so in one line.
     `blank` is the blank's English name (a catalogue message, sdskit/i18n.py); the problems are
-    already in the student's language. `review` says, for the staff, what was odd about the
-    results (a tensor subclass), whatever the verdict."""
+    already in the student's language. `review` says what was odd about the results (a tensor
+    subclass), whatever the verdict: for the staff, and on the student's page in their
+    language (catalogue messages, as the problems)."""
 
     blank: str
     problems: list[str] = field(default_factory=list)
     not_run: str = ""
-    review: list[str] = field(default_factory=list)  # for the staff (English): odd results
+    review: list = field(default_factory=list)  # odd results (messages), flagged `review`
 
     @property
     def passed(self) -> bool:
@@ -219,7 +220,7 @@ def _no_modes_left() -> None:
     """A TorchFunctionMode or TorchDispatchMode still on would answer the check's own torch
     calls: such a blank cannot be graded."""
     if _FUNCTION_MODES() or _DISPATCH_MODES():
-        _REVIEW.append("a PyTorch function or dispatch mode was left on")
+        _REVIEW.append(lazy("a PyTorch function or dispatch mode was left on"))
         raise _StudentCodeFailed(lazy(
             "Your code left a PyTorch mode switched on (a TorchFunctionMode or "
             "TorchDispatchMode), so the tests' own computations would run through it. Leave "
@@ -240,10 +241,11 @@ def _plain(value):
         except TypeError:  # not a tensor: noted if it has torch's hook or a made-up class
             if inspect.getattr_static(cls, "__torch_function__", None) is not None or any(
                     "__class__" in vars(base) for base in cls.__mro__[:-1]):
-                _REVIEW.append(f"a result is a {kind} posing as a tensor")
+                _REVIEW.append(lazy("a result is a {kind} posing as a tensor", kind=kind))
             return _NotATensor(kind)
         if cls not in _PLAIN_TYPES:
-            _REVIEW.append(f"a result is a torch.Tensor subclass ({kind}): graded on its data")
+            _REVIEW.append(lazy("a result is a torch.Tensor subclass ({kind}): graded on its data",
+                                kind=kind))
         if _DISPATCH_KEYS(value).has(_PYTHON_KEY):  # a wrapper subclass: no data of its own
             return _NotATensor(kind, unreadable=True)
         return _CLONE(alias)
@@ -266,7 +268,8 @@ def _plain_int(value):
         number = _INT(value)
     except TypeError:
         return _NotATensor(type(value).__name__)
-    _REVIEW.append(f"a result is an int subclass ({type(value).__name__}): graded on its value")
+    _REVIEW.append(lazy("a result is an int subclass ({kind}): graded on its value",
+                        kind=type(value).__name__))
     return number
 
 
@@ -672,6 +675,18 @@ CHECKS = {
 }
 
 
+def _shorten(text: str, columns: int) -> str:
+    """`text` cut at a space to fit `columns` columns (wide letters count two), with " ..."."""
+    if width(text) <= columns:
+        return text
+    kept = ""
+    for ch in text:
+        if width(kept + ch) > columns - 3:
+            break
+        kept += ch
+    return kept.rsplit(" ", 1)[0] + " ..."
+
+
 def check_all(cls) -> list[tuple[int, bool, str]]:
     """Run every blank's visible test and print one table: blank, passed or not, and the first
     thing that is wrong. Returns the rows as (blank, passed, first line of the message)."""
@@ -684,13 +699,13 @@ def check_all(cls) -> list[tuple[int, bool, str]]:
                             [tr("the check could not run: {error}", error=error)])
         first = report.problems[0] if report.problems else report.not_run or tr("all checks passed")
         rows.append((number, report.passed, " ".join(render(first).split())))
-    width = 88
     passed_word, not_yet_word = tr("passed"), tr("not yet")
-    column = max(8, len(passed_word), len(not_yet_word))
-    print(f"{tr('blank'):<6} {tr('result'):<{column}} {tr('first message')}")
+    # Columns counted as the notebook shows them: a Hangul letter takes two (sdskit/i18n.py).
+    column = max(8, width(passed_word), width(not_yet_word))
+    print(pad(tr("blank"), 6), pad(tr("result"), column), tr("first message"))
     for number, passed, first in rows:
-        shown = first if len(first) <= width else first[: width - 3].rsplit(" ", 1)[0] + " ..."
-        print(f"{number:<6} {passed_word if passed else not_yet_word:<{column}} {shown}")
+        print(pad(number, 6), pad(passed_word if passed else not_yet_word, column),
+              _shorten(first, 88))
     done = sum(passed for _, passed, _ in rows)
     print("\n" + tr("{done} of {total} blanks pass their visible tests. The hidden tests run "
                     "when your work is graded.", done=done, total=len(rows)))

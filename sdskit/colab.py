@@ -5,6 +5,7 @@ import sys
 
 import torch
 
+from sdskit.i18n import tr
 from sdskit.loading import resolve_model_key
 from sdskit.paths import TINY_SD
 
@@ -22,12 +23,12 @@ def report_gpu() -> None:
     """One line on the accelerator, and what the notebook will use."""
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        print(f"GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB. "
-              "The real Stable Diffusion will be used.")
+        print(tr("GPU: {name}, {memory} GiB. The real Stable Diffusion will be used.",
+                 name=props.name, memory=format(props.total_memory / 2**30, ".1f")))
     else:
-        print("No GPU: the notebook uses the kit's tiny offline model, whose pictures are noise. "
-              "Your code is checked the same way; for real images, on Colab choose "
-              "Runtime > Change runtime type > GPU.")
+        print(tr("No GPU: the notebook uses the kit's tiny offline model, whose pictures are "
+                 "noise. Your code is checked the same way; for real images, on Colab choose "
+                 "Runtime > Change runtime type > GPU."))
 
 
 def choose_model(sd_version: str = "2.1"):

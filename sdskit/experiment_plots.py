@@ -4,6 +4,7 @@ through the catalogue (sdskit/i18n.py), so the Korean edition's plots speak Kore
 
 import matplotlib.pyplot as plt
 
+from sdskit import fonts
 from sdskit.i18n import N_, tr
 
 KIND_LABELS = {
@@ -64,6 +65,7 @@ def plot_weighting(result):
         parts.semilogy(result.grid, values, color=COLOURS[kind], label=label)
         if result.noise.get(kind):
             parts.semilogy(result.grid, result.noise[kind], "--", color=COLOURS[kind])
+    fonts.log_ticks(parts.yaxis)  # decades drawn where the language's font lacks a minus sign
     parts.set_xlabel(tr("timestep t"), fontsize=8)
     if result.on_gpu:
         parts.set_title(tr("size of the SDS gradient (RMS), real model, at the start picture"),
@@ -139,6 +141,7 @@ def plot_guidance(result):
                            color=COLOURS.get(f"SDS, s = {scale:g}"),
                            label=tr("$s\\,w\\,(\\hat\\epsilon_c - \\hat\\epsilon_u)$, s = {scale}",
                                     scale=format(scale, "g")))
+    fonts.log_ticks(terms.yaxis)
     terms.set_xlabel(tr("timestep t"), fontsize=8)
     terms.set_title(tr("the two terms of the SDS gradient at the start picture (RMS)"),
                     fontsize=8)

@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
+from sdskit import fonts
+from sdskit.i18n import tr
+
 
 def demo_image(size: int = 256) -> torch.Tensor:
     """A small synthetic picture (sky, sun, hills), so the kit needs no image files.
@@ -53,19 +56,21 @@ def plot_noise_schedule(alphas_cumprod: torch.Tensor, min_step: int | None = Non
     abar = alphas_cumprod.float().cpu()
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
     ax[0].plot(t, abar, label=r"$\bar\alpha_t$")
-    ax[0].plot(t, abar.sqrt(), label=r"signal scale $\sqrt{\bar\alpha_t}$")
-    ax[0].plot(t, (1 - abar).sqrt(), label=r"noise scale $\sqrt{1-\bar\alpha_t}$")
-    ax[0].plot(t, 1 - abar, "--", label=r"SDS weight $w(t) = 1-\bar\alpha_t$")
-    ax[0].set_xlabel("timestep t")
+    ax[0].plot(t, abar.sqrt(), label=tr(r"signal scale $\sqrt{\bar\alpha_t}$"))
+    ax[0].plot(t, (1 - abar).sqrt(), label=tr(r"noise scale $\sqrt{1-\bar\alpha_t}$"))
+    ax[0].plot(t, 1 - abar, "--", label=tr(r"SDS weight $w(t) = 1-\bar\alpha_t$"))
+    ax[0].set_xlabel(tr("timestep t"))
     ax[0].legend(fontsize=8)
-    ax[0].set_title("Stable Diffusion's noise schedule")
+    ax[0].set_title(tr("Stable Diffusion's noise schedule"))
     snr = abar / (1 - abar)
     ax[1].semilogy(t, snr)
-    ax[1].set_xlabel("timestep t")
-    ax[1].set_title(r"signal-to-noise ratio $\bar\alpha_t / (1-\bar\alpha_t)$")
+    fonts.log_ticks(ax[1].yaxis)
+    ax[1].set_xlabel(tr("timestep t"))
+    ax[1].set_title(tr(r"signal-to-noise ratio $\bar\alpha_t / (1-\bar\alpha_t)$"))
     if min_step is not None and max_step is not None:
         for a in ax:
-            a.axvspan(min_step, max_step, color="grey", alpha=0.12, label="SDS samples t here")
+            a.axvspan(min_step, max_step, color="grey", alpha=0.12,
+                      label=tr("SDS samples t here"))
         ax[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -98,11 +103,11 @@ def noise_explorer(image: torch.Tensor, alphas_cumprod: torch.Tensor):
     def picture(t: int) -> bytes:  # PNG of x_t beside the schedule, drawn off-screen
         fig, ax = plt.subplots(1, 2, figsize=(7, 3.4))
         ax[0].imshow(_to_numpy_image(noised(image, alphas_cumprod, t)))
-        ax[0].set_title(f"x_t at t = {t}")
+        ax[0].set_title(tr("x_t at t = {t}", t=t))
         ax[0].axis("off")
         abar = alphas_cumprod.float().cpu()
-        ax[1].plot(abar.sqrt(), label="signal scale")
-        ax[1].plot((1 - abar).sqrt(), label="noise scale")
+        ax[1].plot(abar.sqrt(), label=tr("signal scale"))
+        ax[1].plot((1 - abar).sqrt(), label=tr("noise scale"))
         ax[1].axvline(t, color="k", lw=1)
         ax[1].legend(fontsize=8)
         ax[1].set_xlabel("t")
@@ -147,9 +152,9 @@ def one_step_denoise(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
         shown_noisy = sd.decode_latents(zt.to(sd.precision_t))
         shown_clean = sd.decode_latents(z0_hat.to(sd.precision_t))
         ax[0, column].imshow(_to_numpy_image(shown_noisy))
-        ax[0, column].set_title(f"decoded z_t, t = {t}", fontsize=9)
+        ax[0, column].set_title(tr("decoded z_t, t = {t}", t=t), fontsize=9)
         ax[1, column].imshow(_to_numpy_image(shown_clean))
-        ax[1, column].set_title("prior's one-step guess", fontsize=9)
+        ax[1, column].set_title(tr("prior's one-step guess"), fontsize=9)
         for a in ax[:, column]:
             a.axis("off")
     fig.tight_layout()
@@ -179,8 +184,9 @@ def plot_sds_grad_vs_t(sd, image: torch.Tensor, text_embeddings: torch.Tensor,
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(timesteps, unweighted, label=r"$\|\hat\epsilon - \epsilon\|$ (RMS)")
     ax.plot(timesteps, sizes, label=r"$w(t)\,\|\hat\epsilon - \epsilon\|$ (RMS)")
-    ax.set_xlabel("timestep t")
-    ax.set_title(f"SDS gradient size over t (guidance scale {guidance_scale:g})")
+    ax.set_xlabel(tr("timestep t"))
+    ax.set_title(tr("SDS gradient size over t (guidance scale {scale})",
+                    scale=format(guidance_scale, "g")))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

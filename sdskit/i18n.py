@@ -24,14 +24,18 @@ A check that must say the same thing in two languages (the grader writes a Korea
 page in Korean and the class report in English) keeps its messages as `Text`, made by
 `lazy(...)`: the message and its values, rendered in whichever language is asked for.
 
-Which language: the environment variable SDSKIT_LANG if set (the grader sets it for a
-student's edition), else what `set_language` chose (the Korean notebook's setup cell chooses
-"ko"), else English.
+Which language: inside `with speaking(code):`, that one (scripts/make_figures.py draws each
+edition's figures so); else the environment variable SDSKIT_LANG if set; else what
+`set_language` chose (the Korean notebook's setup cell chooses "ko"); else English. Choosing a
+language also chooses the figures' font for its letters (sdskit/fonts.py).
 """
 
+import contextlib
 import functools
 import gettext
 import os
+import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,7 @@ LANGUAGES = ("en", "ko")  # "en" is the source; every other one has a catalogue
 ENVIRONMENT = "SDSKIT_LANG"
 
 _chosen: str | None = None
+_speaking: list[str] = []  # the languages of the `speaking` blocks we are in, innermost last
 
 
 def _valid(language: str) -> str:
@@ -51,7 +56,10 @@ def _valid(language: str) -> str:
 
 
 def language() -> str:
-    """The language the kit speaks now: SDSKIT_LANG, else `set_language`'s choice, else "en"."""
+    """The language the kit speaks now: `speaking`'s, else SDSKIT_LANG, else `set_language`'s
+    choice, else "en"."""
+    if _speaking:
+        return _speaking[-1]
     from_environment = os.environ.get(ENVIRONMENT, "").strip()
     if from_environment:
         return _valid(from_environment)
@@ -59,9 +67,32 @@ def language() -> str:
 
 
 def set_language(code: str) -> None:
-    """Speak `code` from now on in this process (the notebook's setup cell calls this)."""
+    """Speak `code` from now on in this process (the notebook's setup cell calls this), and
+    draw figures in a font that has its letters."""
     global _chosen
     _chosen = _valid(code)
+    _use_font(language())
+
+
+def _use_font(code: str) -> None:
+    """The figures' font for `code` (sdskit/fonts.py); English needs no change, so matplotlib
+    is not even imported for it unless another language changed the font before."""
+    if code != "en" or "sdskit.fonts" in sys.modules:
+        from sdskit import fonts
+
+        fonts.use(code)
+
+
+@contextlib.contextmanager
+def speaking(code: str):
+    """Inside the block, speak (and draw figures in) `code`, whatever else was chosen."""
+    _speaking.append(_valid(code))
+    _use_font(code)
+    try:
+        yield
+    finally:
+        _speaking.pop()
+        _use_font(language())
 
 
 @functools.lru_cache(maxsize=None)
@@ -81,6 +112,25 @@ def tr_in(code: str, message: str, /, **values) -> str:
     student's page in that student's edition)."""
     text = _catalogue(_valid(code)).gettext(message) if message else message
     return text.format(**values) if values else text
+
+
+def width(text: str) -> int:
+    """Columns `text` takes in a notebook's monospaced output: Hangul and other wide letters
+    take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(text))
+
+
+def pad(text, columns: int) -> str:
+    """`text` left-aligned in `columns` columns (as f"{text:<{columns}}", counting wide letters
+    as two), so that tables line up in every language."""
+    text = str(text)
+    return text + " " * max(0, columns - width(text))
+
+
+def tr_pair(code: str, message: str, /, **values) -> list[str]:
+    """[`message` in English, in `code`]: what the grader keeps of one message, the staff's
+    rendering and the student's."""
+    return [tr_in("en", message, **values), tr_in(code, message, **values)]
 
 
 def N_(message: str) -> str:
@@ -136,9 +186,34 @@ def _pieces(other) -> tuple:
     raise TypeError(f"cannot join a message with {type(other).__name__}")
 
 
+@dataclass(frozen=True)
+class _Rendered(Text):
+    """A message another process already rendered, in English and other languages."""
+
+    by_language: tuple = ()
+
+    def render(self, code: str | None = None) -> str:
+        texts = dict(self.by_language)
+        return texts.get(code or language(), texts["en"])
+
+
+def rendered(**by_language: str) -> Text:
+    """A message already rendered (`en=...` and others), usable as a value of `lazy`: the
+    grader gets the sandbox's flags so."""
+    return _Rendered(by_language=tuple(by_language.items()))
+
+
 def lazy(message: str, /, **values) -> Text:
     """`message` with its values, to be rendered later in any language (see `Text`)."""
     return Text(((message, tuple(values.items())),))
+
+
+def joined(parts, separator: str = ", "):
+    """The parts (`Text` or strings) one after another, `separator` between them."""
+    out = ""
+    for index, part in enumerate(parts):
+        out = out + (separator if index else "") + part
+    return out
 
 
 def render(text, code: str | None = None) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from sdskit.i18n import tr
 from sdskit.paths import TINY_SD
 
 # Library messages that tell a student nothing, each silenced by its own text where it arises
@@ -78,10 +79,10 @@ def resolve_model_key(sd_version: str = "2.1", hf_key: str | None = None) -> str
     if hf_key is not None:
         return str(hf_key)
     if sd_version not in MODEL_IDS:
-        raise ValueError(
-            f"Unknown sd_version {sd_version!r}. Use one of {sorted(MODEL_IDS)}, "
-            "or pass hf_key='<model id or local folder>'."
-        )
+        raise ValueError(tr(
+            "Unknown sd_version {version}. Use one of {choices}, "
+            "or pass hf_key='<model id or local folder>'.",
+            version=repr(sd_version), choices=sorted(MODEL_IDS)))
     return MODEL_IDS[sd_version]
 
 
@@ -109,26 +110,31 @@ def explain_load_failure(model_key: str, error: BaseException) -> str:
     lowered = text.lower()
     local = Path(model_key).exists()
     if local:
-        why = f"the folder {model_key} exists but is not a complete diffusers model ({text[:200]})"
-        fix = "check it holds model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/"
+        why = tr("the folder {folder} exists but is not a complete diffusers model ({error})",
+                 folder=model_key, error=text[:200])
+        fix = tr("check it holds model_index.json, unet/, vae/, text_encoder/, tokenizer/, "
+                 "scheduler/")
     elif any(k in lowered for k in ("401", "403", "gated", "restricted", "unauthorized")):
-        why = "the model is gated: its page asks you to log in and accept its licence"
-        fix = "accept the licence on its hub page, then run `from huggingface_hub import login; login()`"
+        why = tr("the model is gated: its page asks you to log in and accept its licence")
+        fix = tr("accept the licence on its hub page, then run `from huggingface_hub import "
+                 "login; login()`")
     elif any(k in lowered for k in ("404", "not found", "repositorynotfound", "does not appear")):
-        why = "no model with this id exists on the hub (it may have been renamed or removed)"
-        fix = f"try another id, e.g. {MODEL_IDS['2.1']!r} or {MODEL_IDS['1.5']!r}"
+        why = tr("no model with this id exists on the hub (it may have been renamed or removed)")
+        fix = tr("try another id, e.g. {first} or {second}", first=repr(MODEL_IDS["2.1"]),
+                 second=repr(MODEL_IDS["1.5"]))
     elif any(k in lowered for k in ("offline", "connection", "resolve", "timed out", "network",
                                     "cannot find the requested files", "couldn't connect")):
-        why = "there is no connection to the model hub (or HF_HUB_OFFLINE is set) and no cached copy"
-        fix = "connect to the internet, or pass a local folder as hf_key"
+        why = tr("there is no connection to the model hub (or HF_HUB_OFFLINE is set) and no "
+                 "cached copy")
+        fix = tr("connect to the internet, or pass a local folder as hf_key")
     else:
         why = text[:300]
-        fix = "check the id or folder, your connection and your disk space"
-    return (
-        f"Could not load Stable Diffusion from {model_key!r}.\n"
-        f"  Why: {why}.\n"
-        f"  Try: {fix};\n"
-        f"       or, to test your code without a download, use the kit's offline tiny model: "
-        f"hf_key={str(TINY_SD)!r}.\n"
-        "  (The full traceback is attached below this message as its cause.)"
-    )
+        fix = tr("check the id or folder, your connection and your disk space")
+    return tr(
+        "Could not load Stable Diffusion from {key}.\n"
+        "  Why: {why}.\n"
+        "  Try: {fix};\n"
+        "       or, to test your code without a download, use the kit's offline tiny model: "
+        "hf_key={tiny}.\n"
+        "  (The full traceback is attached below this message as its cause.)",
+        key=repr(model_key), why=why, fix=fix, tiny=repr(str(TINY_SD)))

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from sdskit import nerf as N
-from sdskit.i18n import tr
+from sdskit.i18n import N_, tr
 
 # How the defaults were sized (steps=400 at 64 x 64, 64 samples per ray, batch 1, fp16):
 #   scripts/benchmark_sds_step.py on an H100 (SD 2.1-base architecture, random weights, fp16)
@@ -145,7 +145,7 @@ def show_preview(step, images):
     fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.4))
     for ax, (name, image) in zip(np.atleast_1d(axes), images.items()):
         ax.imshow(_to_uint8(image))
-        ax.set_title(f"{name} @ {step}", fontsize=8)
+        ax.set_title(tr("{view} @ {step}", view=tr(name), step=step), fontsize=8)
         ax.axis("off")
     display(fig)
     plt.close(fig)
@@ -170,9 +170,9 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     steps = cfg.steps if steps is None else steps
     notes = []
     if device.type != "cuda" and cfg.cpu_steps is not None and steps > cfg.cpu_steps:
-        message = (f"No GPU: running {cfg.cpu_steps} of {steps} steps only, to check that the code "
-                   "runs. Real text-to-3D results need a GPU (e.g. Colab's T4) and the real "
-                   "Stable Diffusion; expect noise here.")
+        message = tr("No GPU: running {cpu_steps} of {steps} steps only, to check that the code "
+                     "runs. Real text-to-3D results need a GPU (e.g. Colab's T4) and the real "
+                     "Stable Diffusion; expect noise here.", cpu_steps=cfg.cpu_steps, steps=steps)
         print(message)
         steps = cfg.cpu_steps
         # and smaller renders, so that the smoke run ends in about a minute
@@ -210,14 +210,15 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     fast = _fast_path_for(sd, cfg, device, steps) if cfg.fast is not False else None
     ray_renderer = fast.renderer() if fast else None
     if cfg.fast and device.type != "cuda":
-        notes.append("fast=True needs a GPU: ran the plain (eager) step.")
+        notes.append(tr("fast=True needs a GPU: ran the plain (eager) step."))
 
     # The text encoder is not needed again: its GPU memory is lent to the loop and the export.
     with _text_encoder_parked(sd):
         if device.type == "cuda":  # the loop's own peak, which the export then stays under
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
-        bar = tqdm(range(steps), desc="text-to-3D", dynamic_ncols=True, disable=not cfg.progress)
+        bar = tqdm(range(steps), desc=tr("text-to-3D"), dynamic_ncols=True,
+                   disable=not cfg.progress)
         for step in bar:
             camera = N.sample_cameras(1, cfg.nerf, camera_generator)  # on the CPU
             view = N.view_name(camera.azimuth.item(), camera.elevation.item(), cfg.nerf)
@@ -254,7 +255,7 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
             scaler.update()
             losses.append(loss_sds.detach())
             if step % 10 == 0 or step == steps - 1:  # .item() waits for the GPU: not every step
-                bar.set_postfix(loss=f"{losses[-1].item():.4g}", view=view, refresh=False)
+                bar.set_postfix(loss=format(losses[-1].item(), ".4g"), view=view, refresh=False)
 
             if cfg.preview_every and (step + 1) % cfg.preview_every == 0:
                 preview(step + 1, _preview_images(model, device))
@@ -344,8 +345,8 @@ def _preview_images(model, device):
     camera = N.orbit_cameras(1, device=device)  # front, elevation 15
     out = _render_views(model, camera, 64, shading="lambertian")
     albedo = _render_views(model, camera, 64, shading="albedo")["image"]
-    return {"albedo": albedo[0], "shaded": out["image"][0],
-            "normal": (out["normal"][0] + 1) / 2, "opacity": out["opacity"][0]}
+    return {N_("albedo"): albedo[0], N_("shaded"): out["image"][0],
+            N_("normal"): (out["normal"][0] + 1) / 2, N_("opacity"): out["opacity"][0]}
 
 
 def export(result, out_dir, device, loop_peak=None):
@@ -371,7 +372,8 @@ def export(result, out_dir, device, loop_peak=None):
         for i, frame in enumerate(frames):
             Image.fromarray(frame).save(folder / f"frame_{i:03d}.png")
         result.turntable = folder
-        result.notes.append("imageio is not installed: the turntable is a folder of PNG frames.")
+        result.notes.append(tr("imageio is not installed: the turntable is a folder of PNG "
+                               "frames."))
     result.still = out_dir / "front.png"  # the orbit starts at the back: azimuth 0 is halfway
     Image.fromarray(frames[len(frames) // 2]).save(result.still)
 
@@ -395,9 +397,9 @@ def export(result, out_dir, device, loop_peak=None):
                                                cfg.mesh_threshold, result.notes, pieces)
     for note in result.notes:
         print(note)
-    mesh_names = ", ".join(p.name for p in (result.mesh, result.mesh_obj) if p) or "no mesh"
-    print(f"Saved to {out_dir}/: {result.turntable.name}, {result.normal_view.name}, "
-          f"{result.depth_view.name}, {mesh_names}")
+    mesh_names = ", ".join(p.name for p in (result.mesh, result.mesh_obj) if p) or tr("no mesh")
+    print(tr("Saved to {folder}/: {files}", folder=out_dir, files=", ".join(
+        [result.turntable.name, result.normal_view.name, result.depth_view.name, mesh_names])))
 
 
 @torch.no_grad()
@@ -433,15 +435,17 @@ def extract_mesh(model, resolution=128, threshold=5.0, notes=None, chunk=MAX_EXP
     bound = model.config.bound
     scale = 2 * bound / (resolution - 1)
     if not (sigma.min() < threshold < sigma.max()):
-        notes.append(f"No surface at density {threshold} (range {sigma.min():.3g}..{sigma.max():.3g}): "
-                     "no mesh written.")
+        notes.append(tr("No surface at density {threshold} (range {low}..{high}): no mesh "
+                        "written.", threshold=threshold, low=format(sigma.min(), ".3g"),
+                        high=format(sigma.max(), ".3g")))
         return None
     try:
         from skimage.measure import marching_cubes
     except ImportError:
         idx = np.argwhere(sigma > threshold)
         colors = (albedo[tuple(idx.T)] * 255).round().astype(np.uint8)
-        notes.append("scikit-image is not installed: wrote a point cloud (points.ply) instead of a mesh.")
+        notes.append(tr("scikit-image is not installed: wrote a point cloud (points.ply) instead "
+                        "of a mesh."))
         return trimesh.PointCloud(idx * scale - bound, colors=colors)
     verts, faces, _, _ = marching_cubes(sigma, level=threshold)
     idx = np.clip(np.round(verts).astype(int), 0, resolution - 1)
@@ -498,22 +502,26 @@ class MeshView:
 
     def html(self) -> str:
         import base64
+        import html
         h = self.height
         still = ""
         if self.still is not None:
             data = base64.b64encode(self.still).decode()
-            still = (f'<img src="data:image/png;base64,{data}" alt="the result, front view" '
+            alt = html.escape(tr("the result, front view"), quote=True)
+            still = (f'<img src="data:image/png;base64,{data}" alt="{alt}" '
                      f'style="position:absolute;left:0;top:0;height:{h}px">')
+        title = html.escape(tr("3D view"), quote=True)
+        help_line = html.escape(tr("drag: turn, scroll: zoom, right-drag: pan"))
         return (f'<div style="position:relative;width:100%;height:{h}px">{still}'
-                f'<iframe srcdoc="{self._viewer_html()}" title="3D view" '
+                f'<iframe srcdoc="{self._viewer_html()}" title="{title}" '
                 f'style="position:absolute;left:0;top:0;width:100%;height:{h}px;border:none">'
-                f'</iframe></div><div style="font-size:small">drag: turn, scroll: zoom, '
-                f'right-drag: pan</div>')
+                f'</iframe></div><div style="font-size:small">{help_line}</div>')
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         import base64
         bundle = {"text/html": self.html(),
-                  "text/plain": f"<3D view of a mesh: {len(self.mesh.vertices)} vertices>"}
+                  "text/plain": tr("<3D view of a mesh: {count} vertices>",
+                                   count=len(self.mesh.vertices))}
         if self.still is not None:
             bundle["image/png"] = base64.b64encode(self.still).decode()
         return bundle
@@ -533,8 +541,8 @@ def show(result):
         if picture is not None and picture.suffix in (".gif", ".png"):
             display(Image(filename=str(picture)))
     files = ", ".join(p.name for p in (result.mesh, result.mesh_obj, result.turntable) if p)
-    print(f"{result.steps} steps in {result.seconds:.0f} s; files in {Path(result.config.out_dir)}/: "
-          f"{files}")
+    print(tr("{steps} steps in {seconds} s; files in {folder}/: {files}", steps=result.steps,
+             seconds=format(result.seconds, ".0f"), folder=Path(result.config.out_dir), files=files))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -550,9 +558,9 @@ def fast_path(sd, compile=False):
     from sdskit import fast
 
     if hasattr(sd.unet, "_hf_hook"):
-        raise ValueError("fast=True needs the whole model on the GPU, but this StableDiffusion was "
-                         "built with vram_O=True, which streams its weights from the CPU. Build it "
-                         "with vram_O=False, or leave fast off.")
+        raise ValueError(tr("fast=True needs the whole model on the GPU, but this StableDiffusion "
+                            "was built with vram_O=True, which streams its weights from the CPU. "
+                            "Build it with vram_O=False, or leave fast off."))
     fast.enable(sd, compile)
     return sd
 

@@ -85,3 +85,31 @@ def test_a_lazy_message_renders_in_any_language():
     text = i18n.lazy("{what} contains NaN or inf values.", what=i18n.lazy("latents")) + "!"
     assert text.render("en") == "latents contains NaN or inf values.!"
     assert text.render(LANGUAGE) != text.render("en") and text.render(LANGUAGE).endswith("!")
+
+
+def test_the_check_my_work_table_lines_up_in_korean(monkeypatch, capsys):
+    """Hangul takes two columns in a notebook's output: the table's columns start at the same
+    place on every line, in each language, and a long message is cut to the same width."""
+    from sdskit import checks
+
+    def fake(number):
+        def check(cls, cases):
+            if number % 2:
+                return checks.Report(checks.N_("Blank {number}").format(number=number))
+            problem = i18n.lazy("{what} contains NaN or inf values.", what=i18n.lazy("latents"))
+            return checks.Report(checks.N_("Blank {number}").format(number=number),
+                                 [problem + " " + i18n.lazy(checks.HIDDEN_NOT_HERE)])
+        return check
+
+    monkeypatch.setattr(checks, "CHECKS", {n: fake(n) for n in range(1, 8)})
+    for language in ("en", LANGUAGE):
+        with i18n.speaking(language):
+            checks.check_all(object)
+        lines = capsys.readouterr().out.splitlines()[:8]  # the header and the seven rows
+        message = i18n.tr_in(language, "first message")
+        start = i18n.width(lines[0][:lines[0].index(message)])
+        for line in lines[1:]:
+            first = i18n.tr_in(language, "all checks passed") if line.startswith(
+                ("1", "3", "5", "7")) else i18n.tr_in(language, "latents")
+            assert i18n.width(line[:line.index(first)]) == start, (language, lines)
+            assert i18n.width(line) <= start + 88, line

@@ -134,8 +134,8 @@ def test_a_lying_tensor_earns_nothing_and_is_noted(solution_class, blank):
         method: lambda self, *args: wrong(self, *args).as_subclass(liar)})
     report = checks.CHECKS[blank](lying, "visible")
     assert not report.passed, f"blank {blank}: a lying tensor passed"
-    assert report.review == [f"a result is a torch.Tensor subclass ({liar.__name__}): graded "
-                             "on its data"]
+    assert list(map(str, report.review)) == [
+        f"a result is a torch.Tensor subclass ({liar.__name__}): graded on its data"]
     honest = type("Honest", (solution_class,), {
         method: lambda self, *args: right(self, *args).as_subclass(agreeable)})
     report = checks.CHECKS[blank](honest, "visible")
@@ -154,10 +154,10 @@ def test_plain_reads_past_every_override():
     checks._REVIEW.clear()
     got = checks._plain(Poser())
     assert type(got) is checks._NotATensor and got.kind == "Poser"
-    assert checks._REVIEW == ["a result is a Poser posing as a tensor"]
+    assert list(map(str, checks._REVIEW)) == ["a result is a Poser posing as a tensor"]
     for ordinary in (None, [1.0], 3.0):  # a wrong kind of result, but no impostor
         assert type(checks._plain(ordinary)) is checks._NotATensor
-    assert checks._REVIEW == ["a result is a Poser posing as a tensor"]
+    assert list(map(str, checks._REVIEW)) == ["a result is a Poser posing as a tensor"]
     assert "should be a torch.Tensor, but it is a Poser" in str(
         checks._tensor_problem("grad", got, torch.zeros(1), 1e-5, 1e-4))
 
@@ -205,4 +205,5 @@ def test_an_int_that_equals_everything_is_read_as_its_value(solution_class):
     report = checks.blank2_step_range(type("Lying", (solution_class,),
                                            {"set_step_range": set_step_range}), "visible")
     assert not report.passed and "self.min_step is 0, expected" in report.message
-    assert report.review == ["a result is an int subclass (Agreeable): graded on its value"]
+    assert list(map(str, report.review)) == [
+        "a result is an int subclass (Agreeable): graded on its value"]

@@ -279,7 +279,7 @@ def test_bonus_points_are_reported_apart(tmp_path, monkeypatch):
     results = gradescope.results_json(result)
     bonus = [t for t in results["tests"] if t["name"].endswith("(bonus)")]
     assert len(bonus) == 6 and all(t["max_score"] == 0 and t["score"] == 1 for t in bonus)
-    assert results["score"] == 20.0 and "6 of them bonus points" in results["output"]
+    assert results["score"] == 20.0 and "Of these, 6 are bonus points (Part 7)." in results["output"]
 
 
 def test_graded_points_count_in_the_total(tmp_path):

@@ -3,7 +3,8 @@ unpacked into temporary folders laid out as Gradescope lays out /autograder (sou
 submission/, results/, run_autograder), and graded with GRADESCOPE_ROOT pointing there
 (setup.sh is not run: this test's own Python stands in for the environment it makes).
 
-The four notebooks that need the grading worker are graded by one process with one warm worker
+The five notebooks that need the grading worker (one of them the Korean edition, whose results
+are in Korean) are graded by one process with one warm worker
 (`python -m autograder.gradescope grade ROOT ...`, what run_autograder runs, given several
 roots); run_autograder itself runs on the submissions that need no worker and on a broken
 interpreter."""
@@ -20,9 +21,12 @@ from pathlib import Path
 import pytest
 
 from autograder import corpus, gradescope, submissions
-from sdskit.paths import ROOT
+from sdskit.config import COURSE
+from sdskit.i18n import tr_in
+from sdskit.paths import NOTEBOOKS, ROOT
 
 NOTEBOOK = submissions.NOTEBOOK
+KOREAN = COURSE.edition(NOTEBOOK, "ko")
 
 
 def _release_points() -> dict[str, float]:
@@ -73,8 +77,14 @@ def emulated(tmp_path_factory):
                          (examples / "partly_wrong" / NOTEBOOK).read_bytes()},
         "blank": {NOTEBOOK: (examples / "blank" / NOTEBOOK).read_bytes()},
         "colab_saved": {NOTEBOOK: (messy / "colab_saved" / NOTEBOOK).read_bytes()},
+        # the Korean edition, partly wrong, saved under the name Korean Colab gives a copy
+        "korean": {f"{KOREAN}의 사본.ipynb": json.dumps(submissions.fill(
+            {**submissions.solution_answers(), 5: submissions.MISTAKES[5],
+             7: submissions.MISTAKES[7], 3: None}, NOTEBOOKS / KOREAN),
+            ensure_ascii=False).encode("utf-8")},
     }
     expected["colab_saved"] = messy_expected["colab_saved"][0]
+    expected["korean"] = expected["partly_wrong"]
     roots = {name: _layout(base, name, zip_path, files)
              for name, files in graded_by_worker.items()}
     some = roots["complete"]
@@ -105,7 +115,7 @@ def emulated(tmp_path_factory):
 
 
 STUDENTS = ["complete", "partly_wrong", "blank", "colab_saved", "not_a_notebook", "no_notebook",
-            "malformed"]
+            "malformed", "korean"]
 
 
 @pytest.mark.parametrize("student", STUDENTS)
@@ -134,12 +144,12 @@ def test_results_follow_gradescopes_format(emulated, student):
     for test in results["tests"]:
         assert set(test) >= {"name", "score", "max_score", "output", "visibility"}
         assert 0 <= test["score"] <= test["max_score"]
-        hidden = "hidden" in test["name"]
+        hidden = test["number"].endswith(".2")  # each blank's second test (named in Korean too)
         assert test["visibility"] == ("after_published" if hidden else "visible"), test
         assert test["output"], f"{test['name']} has no message for the student"
         assert "Traceback" not in test["output"]
     assert results["stdout_visibility"] == "hidden"
-    assert NOTEBOOK in results["output"]
+    assert (KOREAN if student == "korean" else NOTEBOOK) in results["output"]
 
 
 def test_written_answers_are_left_to_the_staff(emulated):
@@ -170,10 +180,33 @@ def test_failures_are_explained_to_the_student(emulated):
 
 
 def test_a_broken_grader_still_leaves_a_result(emulated):
-    """run_autograder writes a zero-point result that says the grader failed, not the student."""
+    """run_autograder writes a zero-point result that says the grader failed, not the student,
+    in every language (which edition it was is not known then)."""
     results = emulated["results"]["grader_broken"]
     assert results["score"] == 0
     assert "not in your notebook" in results["output"]
+    assert tr_in("ko", gradescope.GRADER_FAILED) in results["output"]
+
+
+def test_a_korean_submission_reads_korean(emulated):
+    """The Korean edition's results: the same points, and every name, message, flag and the
+    summary in Korean (the staff's extra_data stays English)."""
+    from tests import english
+
+    results = emulated["results"]["korean"]
+    tests = {t["number"]: t for t in results["tests"]}
+    assert tests["5.1"]["name"] == tr_in("ko", "Blank {number}: visible test", number=5)
+    assert tests["5.2"]["name"] == tr_in("ko", "Blank {number}: hidden test", number=5)
+    assert tests["5.2"]["visibility"] == "after_published"
+    hint = "Hint: torch.randint(low, high, ...) never returns high itself."
+    assert tr_in("ko", hint) in tests["5.1"]["output"] and hint not in tests["5.1"]["output"]
+    assert KOREAN in results["output"]
+    assert tr_in("ko", "Notes on your submission:") in results["output"]
+    assert "notebook renamed" in " ".join(results["extra_data"]["flags"])
+    fragments = english.catalogue_fragments("ko")
+    for text in [results["output"]] + [t["output"] for t in results["tests"]]:
+        assert not english.english_runs(text), text
+        assert not [piece for piece in fragments if piece in text], text
 
 
 def test_zip_layout(emulated):

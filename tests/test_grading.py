@@ -36,8 +36,19 @@ CANVAS = {"1001": "completeann_1001_5001_sds_assignment.ipynb",
           "1002": "late_partlybo_1002_5002_sds_assignment.ipynb",
           "1003": "blankcy_1003_5003_sds_assignment.ipynb"}
 UNASSIGNED = ("Copy of sds_assignment.ipynb", "readme.txt")
-# A student who did the Korean edition (Canvas naming): graded exactly as the English one.
+# A student who did the Korean edition (Canvas naming): graded exactly as the English one, with
+# feedback in Korean. mistake3 did the Korean edition too, and its cells lost their labels.
 KOREAN = f"kimmin_1010_5010_{COURSE.edition(submissions.NOTEBOOK, 'ko')}"
+KOREAN_RELEASE = NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko")
+KOREAN_STUDENTS = ("1010", "mistake3")
+
+
+def _labels_lost(notebook: dict) -> dict:
+    """As Colab sometimes saves it: the blanks' cells without nbgrader's metadata."""
+    for cell in notebook["cells"]:
+        if (cell["metadata"].get("nbgrader") or {}).get("grade_id", "").endswith("_code"):
+            cell["metadata"].pop("nbgrader")
+    return notebook
 # The written answers some students gave (the others left the cell as released). mistake2's
 # cell lost its nbgrader labels; its answer is found by its prompt. One tries to run script.
 WRITTEN = {
@@ -80,12 +91,16 @@ def graded(tmp_path_factory):
         expected["expmistakes"] = {b: POINTS_PER_BLANK if b in BLANKS else 0.0 for b in UNITS}
     for name, filled in answers.items():
         student = student_of.get(name, name.removesuffix(".ipynb"))
-        notebook = submissions.fill(filled, written=_written(student))
+        release = KOREAN_RELEASE if student == "mistake3" else NOTEBOOKS / submissions.NOTEBOOK
+        notebook = submissions.fill(filled, release, written=_written(student))
+        if student == "mistake3":
+            notebook = _labels_lost(notebook)
         if student == "mistake2":
             for cell in notebook["cells"]:
                 if cell["metadata"].get("nbgrader", {}).get("grade_id") == "think_answers":
                     del cell["metadata"]["nbgrader"]
-        (flat / name).write_text(json.dumps(notebook, indent=1))
+        (flat / name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False),
+                                  encoding="utf-8")
     korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"),
                               written=_written("1010"))
     (flat / KOREAN).write_text(json.dumps(korean, indent=1, ensure_ascii=False))
@@ -138,6 +153,7 @@ def test_reasons_are_written_down(graded):
     assert "not a readable notebook" in graded["rows"]["broken"]["notes"]
     for student in ("1001", "1010"):  # the English solution and the Korean one
         assert graded["rows"][student]["notes"] == "" and graded["rows"][student]["flags"] == ""
+    assert "labels missing" in graded["rows"]["mistake3"]["flags"]  # English for the staff
 
 
 def test_cells_csv_and_feedback(graded):
@@ -311,6 +327,66 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
                 ours.setdefault(cell["student_id"], {})[cell["grade_id"]] = float(cell["points"])
     assert plain == ours
     assert (course / "feedback" / "1002" / "sds" / "sds_assignment.html").is_file()
+
+
+def _page(graded, student: str) -> str:
+    from html import unescape
+
+    return unescape((graded["out"] / "feedback" / student / "sds_assignment.html")
+                    .read_text(encoding="utf-8"))
+
+
+def test_a_korean_students_feedback_is_korean(graded):
+    """The Korean edition's students read their page in Korean: its words, the blanks' names,
+    the checks' messages and hints, the flags, and the notebook's own prose and figures; the
+    hidden tests still show only their verdict."""
+    import base64
+
+    from autograder import gradebook
+    from sdskit.i18n import tr_in
+    from scripts import make_translation
+
+    for student in KOREAN_STUDENTS:
+        page = _page(graded, student)
+        assert '<html lang="ko">' in page
+        for word in gradebook.WORDS.values():
+            assert f"{tr_in('ko', word)}" in page, word
+        assert tr_in("ko", "Blank {number}: hidden test", number=3) in page
+        assert tr_in("ko", "Your answer to blanks {numbers}", numbers="1, 2") in page
+        for english in ("Blank 3: hidden test", "Your answer to blank", "Notes from the grader",
+                        "visible test</th>", "(the hidden cases ran here"):
+            assert english not in page, english
+        assert "HIDDEN TESTS" not in page
+        title = make_translation.source(json.loads(KOREAN_RELEASE.read_text())["cells"][0])
+        assert title.splitlines()[0].lstrip("# ") in page, "the Korean prose is not on the page"
+        korean_figure = (make_translation.edition_figure("noise_schedule.png", "ko")).read_bytes()
+        assert base64.b64encode(korean_figure).decode() in page
+    mistake = _page(graded, "mistake3")
+    hint = "the values are still in [0, 1]; latents are expected in [-1, 1] (2 * x - 1)."
+    assert tr_in("ko", hint) in mistake and hint not in mistake
+    assert tr_in("ko", "grading labels missing: the notebook lost the hidden labels that mark "
+                 "its cells (Colab and some editors drop them), so each answer was found by "
+                 "its code; nothing to fix") in mistake
+    assert tr_in("ko", "Notes from the grader") in mistake
+    # every blank's points, and the written answer not graded yet
+    assert f"14.0 / {14 + WRITTEN_MAX:.1f}" in _page(graded, "1010")
+    assert _page(graded, "1010").count("2.0 / 2.0") >= len(BLANKS)
+
+
+def test_the_staffs_files_stay_english(graded):
+    """grades.csv, cells.csv and class_report.csv carry no Korean, whatever the students read;
+    a Korean student's failure is counted with the English students' same failure."""
+    import re
+
+    for name in ("grades.csv", "cells.csv", "class_report.csv"):
+        text = (graded["out"] / name).read_text(encoding="utf-8")
+        assert not re.search(r"[\uac00-\ud7a3]", text), f"{name} holds Korean"
+    with open(graded["out"] / "class_report.csv") as handle:
+        blank3 = [r for r in csv.DictReader(handle)
+                  if r["blank"] == "blank3" and r["failure_message"]]
+    assert any("values are still in [0, 1]" in r["failure_message"] for r in blank3), blank3
+
+
 
 
 # ---------------------------------------------------------------------------------------
@@ -493,7 +569,8 @@ def test_grades_go_into_the_canvas_export_and_the_moodle_worksheet(graded, regra
     """Each Canvas student's total lands in the assignment's column of their row, the Moodle
     participant's in Grade with a comment, and what matched nothing is listed."""
     out, stdout = graded["out"], regraded_with_options
-    assert "grading " not in stdout, "an unchanged regrade should keep every result"
+    assert not re.search(r"^grading \S+ \.\.\.$", stdout, re.M), \
+        "an unchanged regrade should keep every result"
     totals = {s: row["total"] for s, row in graded["rows"].items()}
     with open(out / "canvas_gradebook_import.csv", encoding="utf-8-sig") as handle:
         canvas = list(csv.reader(handle))

@@ -37,7 +37,7 @@ raise RuntimeError("PROBE worked=" + ",".join(worked))
 """
 
 
-def run_cell(blank: int, code: str, timeout: float = 60) -> dict:
+def run_cell(blank: int, code: str, timeout: float = 60, language: str = "en") -> dict:
     release = locate.release_cells()
     cells = {locate.BLANK_CELLS[b]: "" for b in locate.BLANK_CELLS}
     cells[locate.BLANK_CELLS[blank]] = code
@@ -45,7 +45,7 @@ def run_cell(blank: int, code: str, timeout: float = 60) -> dict:
             "cells": cells, "blanks": [blank],
             "blank_cells": {str(b): g for b, g in locate.BLANK_CELLS.items()},
             "methods": locate.METHODS, "limits": {**sandbox.limits(), "blank_s": timeout},
-            "scratch": f"/tmp/sandbox-test-{secrets.token_hex(4)}"}
+            "language": language, "scratch": f"/tmp/sandbox-test-{secrets.token_hex(4)}"}
     if _WORKER[0] is None:
         _WORKER[0] = sandbox.Worker()  # one warm worker serves every test here, as in grading
     return _WORKER[0].grade(task, timeout + 120)[str(blank)]
@@ -114,3 +114,28 @@ def test_verdicts_come_from_the_harness():
     result = run_cell(6, code)
     assert result["flag"] == "tampering"
     assert not result["results"]["visible"][0]
+
+
+def test_each_verdict_comes_in_english_and_in_the_students_language():
+    """[passed, English, Korean]: the class report reads the English, a Korean student's
+    feedback the Korean; the check's own message, and the harness's, rendered both ways."""
+    from sdskit.i18n import tr_in
+
+    wrong = submissions.MISTAKES[6].replace("grad = ", "    grad = ")
+    code = f"def sds_gradient(self, noise_pred, noise, w):\n{wrong}\n    return grad\n"
+    result = run_cell(6, code, language="ko")
+    ok, english, korean = result["results"]["visible"]
+    assert not ok
+    hint = "the sign is flipped: it is the predicted noise minus the noise that was added."
+    assert hint in english and tr_in("ko", hint) in korean and hint not in korean
+    looping = run_cell(5, "while True:\n    pass", timeout=3, language="ko")["results"]["visible"]
+    assert "longer than the 3 s limit" in looping[1] and "제한 시간 3초" in looping[2], looping
+
+
+def test_rebinding_the_message_catalogue_is_tampering():
+    """The messages are worded by sdskit.i18n: a cell that rebinds it voids the blank."""
+    code = ("import sdskit.i18n\nsdskit.i18n.tr_in = lambda code, message, **values: 'passed'\n"
+            "def sds_gradient(self, noise_pred, noise, w):\n    return w * (noise_pred - noise)\n")
+    result = run_cell(6, code)
+    assert result["flag"] == "tampering" and not result["results"]["visible"][0]
+    assert "sdskit.i18n.tr_in" in result["results"]["visible"][1]

@@ -21,9 +21,12 @@ def _markdown(notebook: dict) -> list[dict]:
 
 
 def _without_prose(cell: dict) -> dict:
-    """A markdown cell less its text and nbgrader's checksum of the text."""
+    """A markdown cell less its text, nbgrader's checksum of the text, and its figures' pixels
+    (each edition draws its own; tests/test_figures.py checks which)."""
     nbgrader = {k: v for k, v in cell["metadata"]["nbgrader"].items() if k != "checksum"}
-    return {**cell, "source": "", "metadata": {**cell["metadata"], "nbgrader": nbgrader}}
+    figures = {name: sorted(data) for name, data in cell.get("attachments", {}).items()}
+    return {**cell, "source": "", "metadata": {**cell["metadata"], "nbgrader": nbgrader},
+            "attachments": figures}
 
 
 @pytest.mark.parametrize("notebook,language", EDITIONS)
@@ -81,8 +84,9 @@ def test_the_translation_file_reads_back_as_written(tmp_path):
 
 @pytest.mark.parametrize("notebook,language", EDITIONS)
 def test_the_edition_differs_from_the_english_only_in_prose(notebook, language):
-    """Code cells, tests, points, grade ids, cell ids and images are the English release's; the
-    setup cell differs only in its language and the text of its messages (from the catalogue)."""
+    """Code cells, tests, points, grade ids and cell ids are the English release's, and so are
+    the names of the figures each cell shows; the setup cell differs only in its language and the
+    text of its messages (from the catalogue)."""
     english = json.loads((NOTEBOOKS / notebook).read_text())
     edition = json.loads((NOTEBOOKS / COURSE.edition(notebook, language)).read_text())
     assert edition["metadata"] == english["metadata"]
