@@ -16,6 +16,7 @@ from sdskit.paths import REFERENCES
 
 NOTEBOOK = subs.NOTEBOOK
 BLANKS = sorted(subs.BLANKS)
+UNITS = subs.graded_units()  # the blanks, then Part 7's experiments ("exp1" ...) if released
 FULL = 2.0
 SUBCLASS_FLAG = "review: a result is a torch.Tensor subclass"  # the checks' own note
 
@@ -85,8 +86,8 @@ shell.ast_transformers.append(None)
 """
 
 
-def _points(zero=()) -> dict[int, float]:
-    return {b: 0.0 if b in zero else FULL for b in BLANKS}
+def _points(zero=()) -> dict:
+    return {u: 0.0 if u in zero else FULL for u in UNITS}
 
 
 def _write(folder: Path, student: str, notebook: dict | str, name: str = NOTEBOOK) -> None:
@@ -151,19 +152,24 @@ def write_corpus(folder: Path) -> dict[str, tuple[dict[int, float], str | tuple]
     case("renamed_paren", good, _points(), "notebook renamed", "sds_assignment (1).ipynb")
     case("two_copies", good, _points(), "copies of the notebook")
     _write(folder, "two_copies", subs.fill({}), "sds_assignment (1).ipynb")
-    case("not_json", '{"cells": [ {"cell_type": "code", ', _points(BLANKS), "not a readable")
+    case("not_json", '{"cells": [ {"cell_type": "code", ', _points(UNITS), "not a readable")
     (folder / "no_notebook").mkdir(parents=True)
     (folder / "no_notebook" / "answers.txt").write_text("see attached")
-    expected["no_notebook"] = (_points(BLANKS), "no notebook")
+    expected["no_notebook"] = (_points(UNITS), "no notebook")
     other = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
         {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
          "source": "def fibonacci(n):\n    return n if n < 2 else fibonacci(n-1) + fibonacci(n-2)"}]}
-    case("other_assignment", other, _points(BLANKS), "wrong notebook")
+    case("other_assignment", other, _points(UNITS), "wrong notebook")
 
     # --- Cells deleted, duplicated, split, reordered, added, metadata lost ----------------
     deleted = copy.deepcopy(good)
     del deleted["cells"][_index(deleted, "blank5_code")]
     case("deleted_cell", deleted, _points([5]), "cell deleted")
+    if "exp2" in UNITS:  # an experiment's cell deleted, and another's function written wrong
+        lost_experiment = subs.fill({**solution, "exp3": subs.EXPERIMENT_MISTAKES["exp3"]})
+        del lost_experiment["cells"][_index(lost_experiment, "exp2_code")]
+        case("deleted_experiment", lost_experiment, _points(["exp2", "exp3"]),
+             "cell deleted for experiment 2")
 
     duplicated = copy.deepcopy(good)
     i = _index(duplicated, "blank6_code")

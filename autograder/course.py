@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from autograder import written
+from autograder.locate import grade_id as _grade_id, part7
 from sdskit.config import COURSE
 from sdskit.paths import ROOT, SOLUTIONS
 
@@ -114,11 +115,20 @@ def strip_model_answers(notebook: dict) -> None:
 
 def prepare_source(notebook: dict, language: str = "en") -> None:
     """A solution notebook (in one edition) as nbgrader's source holds it: each written
-    question's points (sdskit/config.py) in its metadata and under its prompt, and the
-    ungraded questions' model answers cut."""
+    question's points (sdskit/config.py) in its metadata and under its prompt, Part 7 left out
+    if the config says so (`apply_settings`), and the ungraded questions' model answers cut."""
     written.apply_points(notebook, "the solution notebook")
+    apply_settings(notebook)
     written.mark_points(notebook, language)
     strip_model_answers(notebook)
+
+
+def apply_settings(notebook: dict, config=None) -> None:
+    """sdskit/config.py's `experiments` applied to a source notebook, before nbgrader: with
+    "off", every cell of Part 7 (grade_id exp...) is left out."""
+    config = config or COURSE
+    if config.experiments == "off":
+        notebook["cells"] = [c for c in notebook["cells"] if not part7(_grade_id(c) or "")]
 
 
 def generate_release(root: Path) -> Path:

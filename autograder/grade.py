@@ -77,7 +77,25 @@ from sdskit.config import COURSE  # noqa: E402
 from sdskit.i18n import N_, lazy, render, rendered, tr, tr_in  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, NOTEBOOKS, REFERENCES, SOLUTIONS  # noqa: E402
 
-BLANK = re.compile(r"^(blank\d+)_")  # grade ids blankN_visible, blankN_hidden -> column blankN
+# Test cells blankN_visible and blankN_hidden -> column blankN; Part 7's expN_... -> expN.
+BLANK = re.compile(r"^((?:blank|exp)\d+)_(?:visible|hidden)$")
+
+
+def is_bonus(grade_id: str) -> bool:
+    """True for the cells whose points are bonus: Part 7's (its tests and its written answers),
+    with experiments = "bonus" in sdskit/config.py."""
+    return COURSE.experiments == "bonus" and locate.part7(grade_id)
+
+
+def counted_maximum(points: dict) -> float:
+    """max_total: every graded cell's points but the bonus ones."""
+    return sum(p for (_, gid), p in points.items() if not is_bonus(gid))
+
+
+def _column_order(name: str) -> tuple:
+    """blank1 ... blank7, then exp1 ... exp3."""
+    match = re.fullmatch(r"(blank|exp)(\d+)", name)
+    return (match.group(1) != "blank", int(match.group(2)))
 
 
 @dataclass
@@ -115,13 +133,26 @@ class StudentResult:
 
     @property
     def automatic(self) -> float:
-        """The tests' points (what the sandbox decided)."""
+        """The tests' points (what the sandbox decided), bonus ones included."""
         return sum(score for _, _, score, _ in self.cells)
 
     @property
+    def written_so_far(self) -> float:
+        """The written answers' points graded so far, bonus ones included."""
+        return sum(p for p in self.written_points.values() if p is not None)
+
+    @property
     def total(self) -> float:
-        """The automatic points and the written answers' points graded so far."""
-        return self.automatic + sum(p for p in self.written_points.values() if p is not None)
+        """The points that count: the tests' and the written answers' graded so far, less the
+        bonus ones (is_bonus)."""
+        return self.automatic + self.written_so_far - self.bonus
+
+    @property
+    def bonus(self) -> float:
+        """Part 7's points with experiments = "bonus": its tests' and its written answers'."""
+        return (sum(score for _, gid, score, _ in self.cells if is_bonus(gid))
+                + sum(p for gid, p in self.written_points.items()
+                      if p is not None and is_bonus(gid)))
 
     @property
     def written_missing(self) -> list[str]:
@@ -194,20 +225,23 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
     result.language, _how = edition.detect(located.path)
     flags, notes = list(located.flags), []  # messages (sdskit/i18n.py), rendered below
     result.sources = dict(located.cells)
-    verdicts: dict[int, dict] = {}
+    verdicts: dict[str, dict] = {}
+    experiments = locate.experiments_released()  # {"exp1": "exp1_code", ...}; none when off
+    units = [*sorted(locate.BLANK_CELLS), *experiments]  # 1 ... 7, "exp1" ... "exp3"
+    cell_of = {**locate.BLANK_CELLS, **experiments}
     if located.fatal is None:
         task = {"setup": release["imports"], "release_class": release["blank1_2_class"],
-                "cells": located.cells, "blanks": sorted(locate.BLANK_CELLS),
-                "blank_cells": {str(b): g for b, g in locate.BLANK_CELLS.items()},
-                "methods": locate.METHODS, "limits": sandbox.limits(),
-                "language": result.language,
+                "cells": located.cells, "blanks": units,
+                "blank_cells": {str(b): g for b, g in cell_of.items()},
+                "methods": locate.METHODS, "functions": locate.FUNCTIONS,
+                "limits": sandbox.limits(), "language": result.language,
                 "scratch": f"/tmp/grading-{os.getpid()}-{uuid.uuid4().hex}"}
         try:
             if worker_box[0] is None:
                 worker_box[0] = sandbox.Worker()
             answer = worker_box[0].grade(task, COURSE.student_timeout_s + 120)
             result.cpu_s = round(float(answer.pop("cpu", {}).get("student", 0.0)), 3)
-            verdicts = {int(b): v for b, v in answer.items()}
+            verdicts = {str(b): v for b, v in answer.items()}
         except (sandbox.WorkerDied, ValueError) as error:
             worker_box[0] = None
             flags.append(lazy("the grader stopped while grading this notebook ({error}): "
@@ -227,8 +261,8 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
                               title=_title(question, result.language)))
     notebook = Path(COURSE.notebooks[0]).stem
     extra_flags = []
-    for blank in sorted(locate.BLANK_CELLS):
-        entry = verdicts.get(blank) or {}
+    for unit in units:
+        entry = verdicts.get(str(unit)) or {}
         outcome = entry.get("results")
         if entry.get("flag"):  # the sandbox's flag: English, and the student's language
             texts = {"en": entry["flag"]}
@@ -236,9 +270,11 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
                 texts[result.language] = (entry.get("flag_shown")
                                           or tr_in(result.language, entry["flag"]))
             said = rendered(**texts)
-            extra_flags.append(lazy("blank {number}: {flag}", number=blank, flag=said))
+            extra_flags.append(lazy("blank {number}: {flag}", number=unit, flag=said)
+                               if isinstance(unit, int) else
+                               lazy("experiment {number}: {flag}", number=unit[3:], flag=said))
         for cases in ("visible", "hidden"):
-            gid = f"blank{blank}_{cases}"
+            gid = f"blank{unit}_{cases}" if isinstance(unit, int) else f"{unit}_{cases}"
             if outcome:  # [passed, English, the student's language] (autograder/sandbox.py)
                 ok, message, *shown = outcome[cases]
                 shown = shown[0] if shown else message
@@ -246,8 +282,12 @@ def grade_student(worker_box: list, student_dir: Path, points: dict, release: di
                 ok = False
                 if located.fatal:
                     said = located.fatal
-                elif locate.BLANK_CELLS[blank] in located.missing:
-                    said = lazy("No cell of your notebook defines this blank.")
+                elif cell_of[unit] in located.missing:
+                    said = (lazy("No cell of your notebook defines this blank.")
+                            if isinstance(unit, int) else
+                            lazy("No cell of your notebook defines {function} (experiment "
+                                 "{number}).", function=locate.FUNCTIONS[cell_of[unit]],
+                                 number=unit[3:]))
                 else:
                     said = lazy("Not graded (the grader stopped).")
                 message, shown = render(said, "en"), render(said, result.language)
@@ -328,36 +368,43 @@ def write_plain_feedback(result: StudentResult, out: Path, scores: dict) -> None
 
 
 def write_tables(results: list[StudentResult], out: Path, points: dict) -> None:
-    """cells.csv (the automatic tests) and grades.csv: the blanks, `automatic` (their sum), one
-    `written:<grade_id>` column per written question (empty: not graded yet), `written` (their
-    sum so far), `total` (automatic + written), `max_total`, and `written_missing` (the written
-    questions not graded yet: until it is empty, the total may still rise)."""
+    """cells.csv (the automatic tests) and grades.csv: the blanks and Part 7's experiments,
+    `automatic` (their sum), one `written:<grade_id>` column per written question (empty: not
+    graded yet), `written` (their sum so far), `total` (automatic + written), `max_total`, and
+    `written_missing` (the written questions not graded yet: until it is empty, the total may
+    still rise). With experiments = "bonus", Part 7's points (tests and written answers) go to
+    `bonus` (out of `max_bonus`) and stay out of `total` and `max_total`."""
     asked = written.questions()
     written_ids = {q.grade_id for q in asked}
     automatic = {key: value for key, value in points.items() if key[1] not in written_ids}
     blanks = sorted({BLANK.match(gid).group(1) for _, gid in automatic if BLANK.match(gid)},
-                    key=lambda name: int(name[5:]))
+                    key=_column_order)
     others = sorted({gid for _, gid in automatic if not BLANK.match(gid)})
+    bonus = any(is_bonus(gid) for _, gid in points)
     with open(out / "cells.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", "notebook", "grade_id", "points", "max_points"])
         for result in results:
             for notebook, grade_id, score, maximum in result.cells:
                 writer.writerow([result.student_id, notebook, grade_id, score, maximum])
-    maximum = sum(automatic.values()) + sum(q.points for q in asked)
+    everything = sum(automatic.values()) + sum(q.points for q in asked)
+    maximum = everything - sum(p for (_, gid), p in automatic.items() if is_bonus(gid)) \
+        - sum(q.points for q in asked if is_bonus(q.grade_id))
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student_id", *blanks, *others, "automatic",
                          *(f"written:{q.grade_id}" for q in asked), "written", "total",
-                         "max_total", "written_missing", "notes", "flags"])
+                         "max_total", *(["bonus", "max_bonus"] if bonus else []),
+                         "written_missing", "notes", "flags"])
         for result in results:
             by_column = result.points_by_column()
             given = result.written_points
             writer.writerow([result.student_id, *(by_column.get(c, 0.0) for c in blanks),
                              *(by_column.get(c, 0.0) for c in others), result.automatic,
                              *("" if given.get(q.grade_id) is None else given[q.grade_id]
-                               for q in asked), result.total - result.automatic, result.total,
-                             maximum, " ".join(result.written_missing),
+                               for q in asked), result.written_so_far, result.total,
+                             maximum, *([result.bonus, everything - maximum] if bonus else []),
+                             " ".join(result.written_missing),
                              "; ".join(result.notes), "; ".join(result.flags)])
 
 
@@ -378,19 +425,23 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
     with the number of students who got it (a student counts once per message)."""
     rows = []
     rates = {}
-    for blank in sorted(locate.BLANK_CELLS):
+    units = [f"blank{b}" for b in sorted(locate.BLANK_CELLS)]
+    units += sorted({BLANK.match(gid).group(1) for result in results
+                     for _, gid, _, _ in result.cells if BLANK.match(gid) and locate.part7(gid)},
+                    key=_column_order)
+    for unit in units:
         passed, failures = 0, Counter()
         for result in results:
             ok = all(score == maximum for _, gid, score, maximum in result.cells
-                     if gid.startswith(f"blank{blank}_"))
+                     if gid.startswith(f"{unit}_"))
             passed += ok
-            messages = {_message_kind(result.messages.get(f"blank{blank}_{cases}", ""))
+            messages = {_message_kind(result.messages.get(f"{unit}_{cases}", ""))
                         for cases in ("visible", "hidden")}
             failures.update(m for m in messages if m and m != "passed")
-        rates[blank] = passed / len(results) if results else 0.0
+        rates[unit] = passed / len(results) if results else 0.0
         top = failures.most_common(REPORT_TOP) or [("", 0)]
         for rank, (message, count) in enumerate(top, 1):
-            rows.append([f"blank{blank}", f"{rates[blank]:.3f}", passed, rank if count else "",
+            rows.append([unit, f"{rates[unit]:.3f}", passed, rank if count else "",
                          message, count])
     with open(out / "class_report.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -400,8 +451,9 @@ def write_class_report(results: list[StudentResult], out: Path) -> None:
     plot_pass_rates(rates, len(results), out / "class_report.png")
 
 
-def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
-    """A bar per blank with its pass rate written on it, so 0% still shows."""
+def plot_pass_rates(rates: dict[str, float], students: int, path: Path) -> None:
+    """A bar per blank (and per experiment) with its pass rate written on it, so 0% still
+    shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -409,7 +461,10 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(6, 3.2))
     percent = [100 * r for r in rates.values()]
-    bars = axis.bar([f"blank {b}" for b in rates], percent, color="#4c72b0")
+    names = [re.sub(r"^(blank|exp)(\d+)$", lambda m: f"{m.group(1)} {m.group(2)}", u)
+             for u in rates]
+    bars = axis.bar(names, percent, color="#4c72b0")
+    axis.tick_params(axis="x", labelsize=8)
     axis.bar_label(bars, labels=[f"{p:.0f}%" for p in percent], padding=2, fontsize=9)
     axis.set_ylim(0, 112)
     axis.set_yticks(range(0, 101, 25))
@@ -424,16 +479,20 @@ def plot_pass_rates(rates: dict[int, float], students: int, path: Path) -> None:
 def print_table(results: list[StudentResult]) -> None:
     asked = written.questions()
     width = max([len(r.student_id) for r in results] + [10])
-    header = f"{'student':<{width}}  " + " ".join(f"b{i}" for i in range(1, 8)) + "   total"
+    columns = [f"blank{i}" for i in range(1, 8)]
+    columns += sorted({c for r in results for c in r.points_by_column()
+                       if re.fullmatch(r"exp\d+", c)}, key=_column_order)
+    heads = [f"b{c[5:]}" if c.startswith("blank") else f"e{c[3:]}" for c in columns]
+    header = f"{'student':<{width}}  " + " ".join(heads) + "   total"
     column = tr("written")
     print(header + (f"   {column}" if asked else ""))
     for result in results:
         per_blank = result.points_by_column()
         maximum = sum(m for *_, m in result.cells)
-        row = " ".join(f"{per_blank.get(f'blank{i}', 0):>2g}" for i in range(1, 8))
+        row = " ".join(f"{per_blank.get(c, 0):>2g}" for c in columns)
         shown = ""
         if asked:
-            done = "-" if result.written_missing else f"{result.total - result.automatic:g}"
+            done = "-" if result.written_missing else f"{result.written_so_far:g}"
             shown = f"   {done}/{sum(q.points for q in asked):g}"
         notes = "; ".join(result.notes + result.flags)
         print(f"{result.student_id:<{width}}  {row}   {result.automatic:g}/{maximum:g}" + shown
@@ -690,7 +749,7 @@ def main(argv=None) -> None:
                      "grade counts only what has been graded (grades.csv: written_missing).",
                      count=pending))
         try:
-            lms.export(results, sum(max_points().values()), args.out, args.canvas_gradebook,
+            lms.export(results, counted_maximum(max_points()), args.out, args.canvas_gradebook,
                        args.moodle_worksheet, args.canvas_column, args.missing_as_zero)
         except lms.LMSFileError as error:
             raise SystemExit(f"error: {error}") from None

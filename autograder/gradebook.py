@@ -67,6 +67,8 @@ WORDS = {"points": N_("points"), "blank": N_("blank"), "visible_test": N_("visib
          "hidden_test": N_("hidden test"), "total": N_("total")}
 _TESTS = {"visible": N_("Blank {number}: visible test"),
           "hidden": N_("Blank {number}: hidden test")}
+_EXPERIMENT_TESTS = {"visible": N_("Experiment {number}: visible test"),
+                     "hidden": N_("Experiment {number}: hidden test")}
 
 
 def cell_label(grade_id: str, is_test: bool, language: str = "en") -> str:
@@ -78,9 +80,13 @@ def cell_label(grade_id: str, is_test: bool, language: str = "en") -> str:
             return tr_in(language, "Your answer to blank {number}", number=blanks[0])
         return tr_in(language, "Your answer to blanks {numbers}",
                      numbers=tr_in(language, " and ").join(str(b) for b in blanks))
-    match = re.fullmatch(r"blank(\d+)_(visible|hidden)", grade_id or "")
+    experiments = [u for u, gid in locate.EXPERIMENT_CELLS.items() if gid == grade_id]
+    if experiments:
+        return tr_in(language, "Your answer to experiment {number}", number=experiments[0][3:])
+    match = re.fullmatch(r"(blank|exp)(\d+)_(visible|hidden)", grade_id or "")
     if is_test and match:
-        return tr_in(language, _TESTS[match.group(2)], number=match.group(1))
+        tests = _TESTS if match.group(1) == "blank" else _EXPERIMENT_TESTS
+        return tr_in(language, tests[match.group(3)], number=match.group(2))
     return grade_id or ""
 
 
@@ -109,17 +115,21 @@ class FeedbackView(NbGraderPreprocessor):
                            if c.cell_type == "markdown" and locate.grade_id(c)}
         resources["sds_words"] = {key: tr_in(self._language, word) for key, word in WORDS.items()}
         nb, resources = super().preprocess(nb, resources)
-        blanks: dict[int, list[dict]] = {}
+        blanks: dict[tuple, list[dict]] = {}
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader") or {}
-            match = re.fullmatch(r"blank(\d+)_(visible|hidden)", meta.get("grade_id") or "")
+            match = re.fullmatch(r"(blank|exp)(\d+)_(visible|hidden)", meta.get("grade_id") or "")
             if meta.get("grade") and match:
-                blanks.setdefault(int(match.group(1)), []).append(
+                blanks.setdefault((match.group(1) != "blank", int(match.group(2))), []).append(
                     {"grade_id": meta["grade_id"], "score": float(meta.get("score") or 0),
                      "points": float(meta.get("points") or 0)})
+        bonus = COURSE.experiments == "bonus"
+        experiment_row = N_("experiment {number} (bonus)") if bonus else N_("experiment {number}")
         resources["sds_blanks"] = [
-            {"blank": blank, "tests": tests, "score": sum(t["score"] for t in tests),
-             "points": sum(t["points"] for t in tests)} for blank, tests in sorted(blanks.items())]
+            {"blank": tr_in(self._language, experiment_row, number=number) if experiment
+             else number, "tests": tests,
+             "score": sum(t["score"] for t in tests), "points": sum(t["points"] for t in tests)}
+            for (experiment, number), tests in sorted(blanks.items())]
         resources["sds_written"] = [cell.metadata["sds_written"] for cell in nb.cells
                                     if "sds_written" in cell.metadata]
         pending = [row["title"] for row in resources["sds_written"] if row["pending"]]

@@ -46,6 +46,8 @@ from sdskit.config import COURSE
 from sdskit.i18n import LANGUAGES, N_, tr_in
 from sdskit.paths import ROOT
 
+BLANK_NUMBERS = range(1, 8)  # the seven blanks; experiment N is test number 7 + N
+
 # What of the repository goes into the zip (folders recursively), relative to ROOT, and what
 # of those folders stays out: the generated answers and the solution notebook's reader.
 CONTENTS = ("requirements.txt", "sdskit", "assets", "notebooks", "autograder")
@@ -170,31 +172,44 @@ def results_json(result) -> dict:
     """grade.py's StudentResult -> Gradescope's results.json, in the student's language: the
     automatic points only (one test per test cell). The written questions are manually graded
     questions of the same Gradescope assignment (README: Grade on Gradescope), so they are not
-    tests here."""
+    tests here. Part 7's tests, with experiments = "bonus", are worth 0 and add their points
+    to the score."""
     from autograder import gradebook, written
+    from autograder.grade import is_bonus
 
     language = result.language
     notebook = (COURSE.notebooks[0] if language == "en"
                 else COURSE.edition(COURSE.notebooks[0], language))
     tests = []
     for _, grade_id, score, maximum in result.cells:
-        match = re.match(r"blank(\d+)_(visible|hidden)$", grade_id)
-        blank, cases = (match.group(1), match.group(2)) if match else (grade_id, "visible")
+        match = re.match(r"(blank|exp)(\d+)_(visible|hidden)$", grade_id)
+        kind, unit, cases = match.groups() if match else ("blank", grade_id, "visible")
+        # Experiments are numbered after the seven blanks (8, 9, 10), so they sort after them.
+        number = unit if kind == "blank" else str(len(BLANK_NUMBERS) + int(unit))
+        bonus = is_bonus(grade_id)  # worth 0 of the total, but its score adds to it
+        name = gradebook.cell_label(grade_id, True, language) if match else grade_id
+        if bonus:
+            name += " (" + tr_in(language, "bonus") + ")"
         tests.append({
-            "name": gradebook.cell_label(grade_id, True, language) if match else grade_id,
-            "number": f"{blank}.{1 if cases == 'visible' else 2}",
+            "name": name,
+            "number": f"{number}.{1 if cases == 'visible' else 2}",
             "score": score,
-            "max_score": maximum,
+            "max_score": 0.0 if bonus else maximum,
             "output": result.messages_shown.get(grade_id,
                                                 result.messages.get(grade_id, "")).strip(),
             "visibility": "after_published" if cases == "hidden" else "visible",
+            **({"tags": ["bonus"]} if bonus else {}),
         })
     total = sum(test["score"] for test in tests)
     maximum = sum(test["max_score"] for test in tests)
+    extra = sum(test["score"] for test in tests if "tags" in test)
     lines = [tr_in(language, "{notebook}: {total} of {maximum} points. Each blank has a visible "
                    "test and a hidden one; the hidden tests' results show once grades are "
                    "published.", notebook=notebook, total=format(total, "g"),
                    maximum=format(maximum, "g"))]
+    if extra:
+        lines.append(tr_in(language, "Of these, {bonus} are bonus points (Part 7).",
+                           bonus=format(extra, "g")))
     asked = written.questions()
     if asked:
         lines.append(tr_in(language, "Your written answers ({titles}: {points} points) are graded "

@@ -110,7 +110,8 @@ def _secrets_before_public() -> dict[str, str]:
             add(region, f"model answer in {path.relative_to(SOLUTIONS)}")
             for line in region.splitlines():
                 add(line, f"model answer line in {path.relative_to(SOLUTIONS)}")
-    for blank, text in submissions.ALTERNATIVES.items():
+    for blank, text in {**submissions.ALTERNATIVES,
+                        **submissions.EXPERIMENT_ALTERNATIVES}.items():
         add(text, f"correct alternative for blank {blank}")
         for line in text.splitlines():
             add(line, f"correct alternative for blank {blank}", code=True)
@@ -122,9 +123,14 @@ def _secrets_before_public() -> dict[str, str]:
     return secrets
 
 
-def answers_shown_by_release(titles: tuple[str, ...] = ("super().__init__()",)) -> list[str]:
-    """Code answers that the release notebooks' own text shows, other than a blank's title
-    (blank 1's title is its answer). The leak search treats the release as public, so prose that
+# Answers the release shows on purpose: blank 1's title is its answer, and the DreamFusion branch
+# of Part 7's sds_weight is the weight train_step itself computes (w(t) = 1 - abar_t).
+SHOWN_ON_PURPOSE = ("super().__init__()", "1 - abar")
+
+
+def answers_shown_by_release(titles: tuple[str, ...] = SHOWN_ON_PURPOSE) -> list[str]:
+    """Code answers that the release notebooks' own text shows, other than those it shows on
+    purpose (SHOWN_ON_PURPOSE). The leak search treats the release as public, so prose that
     spells out an answer would pass it; this names such prose."""
     public = public_text()
     shown = []
@@ -151,7 +157,10 @@ def hidden_data() -> tuple[list[torch.Tensor], list[dict]]:
     """The hidden cases' tensors and the case records (dicts without tensors) they hold."""
     found: list = []
     _walk(torch.load(HIDDEN_REFERENCES, map_location="cpu", weights_only=True), found)
-    tensors = [t for t in found if isinstance(t, torch.Tensor) and t.numel() >= 4]
+    # A tensor of one repeated value (the uniform weight's ones) tells nothing, and its bytes are
+    # everywhere (a model's norm weights): only tensors with two values or more are searched.
+    tensors = [t for t in found if isinstance(t, torch.Tensor) and t.numel() >= 4
+               and not bool((t.flatten() == t.flatten()[0]).all())]
     cases = [d for d in found if isinstance(d, dict) and d
              and not any(isinstance(v, (torch.Tensor, dict)) for v in d.values())]
     return tensors, cases

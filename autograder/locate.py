@@ -40,6 +40,37 @@ METHODS = {"blank3_code": "interpolate_latents", "blank4_code": "encode_rgb",
            "blank7_code": "sds_targets"}
 
 
+# Part 7 (sdskit/config.py's `experiments`): every cell whose grade_id starts with "exp".
+# Each of its three graded functions is found like a blank, by grade_id or by what it defines.
+EXPERIMENT_CELLS = {"exp1": "exp1_code", "exp2": "exp2_code", "exp3": "exp3_code"}
+EXPERIMENT_SIGNATURES = {
+    "exp1_code": re.compile(r"^def sds_weight\(", re.M),
+    "exp2_code": re.compile(r"^def annealed_timestep\(", re.M),
+    "exp3_code": re.compile(r"^def csd_gradient\(", re.M),
+}
+FUNCTIONS = {"exp1_code": "sds_weight", "exp2_code": "annealed_timestep",
+             "exp3_code": "csd_gradient"}
+
+
+def part7(grade_id: str) -> bool:
+    """True for the cells of Part 7, the experiments."""
+    return grade_id.startswith("exp")
+
+
+def graded_signatures() -> dict:
+    """grade_id -> what the cell defines, for every graded code cell the release has: the
+    blanks' and, unless sdskit/config.py leaves Part 7 out, the experiments'."""
+    released = {grade_id(c) for c in _release()}
+    return {**SIGNATURES, **{gid: signature for gid, signature in EXPERIMENT_SIGNATURES.items()
+                             if gid in released}}
+
+
+def experiments_released() -> dict[str, str]:
+    """{"exp1": "exp1_code", ...} for the experiments the release holds (none when off)."""
+    released = {grade_id(c) for c in _release()}
+    return {unit: gid for unit, gid in EXPERIMENT_CELLS.items() if gid in released}
+
+
 # Code that can reach past the harness (interpreter internals, raw file descriptors, /proc):
 # not forbidden, but worth a human look, since the tests run in the same process.
 _INTROSPECTION = re.compile(r"sys\._getframe|_current_frames|\bgc\.get_\w+|\bctypes\b|"
@@ -90,6 +121,12 @@ def release_cells() -> dict[str, str]:
 def release_code() -> set[str]:
     """The sources of the released notebook's code cells, with or without a grade_id."""
     return {source(c) for c in _release() if c.get("cell_type") == "code"}
+
+
+def written_cells() -> set[str]:
+    """The grade ids of the release's written answers: markdown cells graded by hand."""
+    return {grade_id(c) for c in _release() if c.get("cell_type") == "markdown"
+            and (c.get("metadata", {}).get("nbgrader") or {}).get("grade")}
 
 
 def test_cells() -> dict[str, str]:
@@ -172,7 +209,7 @@ def locate(student_dir: Path) -> Located:
     for cell in code:
         by_id.setdefault(grade_id(cell), []).append(cell)
     lost, duplicated = [], []
-    for gid, signature in SIGNATURES.items():
+    for gid, signature in graded_signatures().items():
         tagged = by_id.get(gid, [])
         if tagged:
             # A cell split in Jupyter keeps its metadata on both halves: take the half that
@@ -188,7 +225,7 @@ def locate(student_dir: Path) -> Located:
             lost.append(gid)
         else:
             located.missing[gid] = "its cell was deleted (no cell defines it)"
-    if len(located.missing) == len(SIGNATURES):
+    if all(gid in located.missing for gid in SIGNATURES):
         located.fatal = lazy("this notebook is not the SDS assignment")
         located.flags.append(lazy("wrong notebook: it holds none of the SDS assignment's "
                                   "blanks, 0 points"))
@@ -201,7 +238,9 @@ def locate(student_dir: Path) -> Located:
         located.flags.append(lazy("duplicated or split cells: graded the last copy of each"))
     if located.missing:
         numbers = sorted({b for b, g in BLANK_CELLS.items() if g in located.missing})
-        names = joined(lazy("blank {number}", number=b) for b in numbers)
+        names = joined([*(lazy("blank {number}", number=b) for b in numbers),
+                        *(lazy("experiment {number}", number=u[3:])
+                          for u, g in EXPERIMENT_CELLS.items() if g in located.missing)])
         located.flags.append(lazy("cell deleted for {blanks}: 0 points for it", blanks=names))
     reaching = sorted({m.group(0) for text in located.cells.values()
                        for m in _INTROSPECTION.finditer(text)})

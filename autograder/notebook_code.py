@@ -13,6 +13,8 @@ from sdskit.paths import SOLUTIONS
 # The cells that define the guidance class, by nbgrader grade_id, in notebook order.
 CLASS_CELLS = ("imports", "blank1_2_class", "blank3_code", "blank4_code", "blank5_code",
                "blank6_code", "blank7_code")
+# Part 7's cells, each defining one function (sdskit/experiment_checks.py grades them).
+EXPERIMENT_CELLS = ("imports", "exp1_code", "exp2_code", "exp3_code")
 SOLUTION_NOTEBOOK = SOLUTIONS / "sds_assignment.ipynb"
 
 
@@ -42,3 +44,9 @@ def run_cells(path: Path, grade_ids=CLASS_CELLS) -> dict:
 def solution_class():
     """`StableDiffusion` as the solution notebook defines it, every blank filled in."""
     return run_cells(SOLUTION_NOTEBOOK)["StableDiffusion"]
+
+
+def solution_functions() -> dict:
+    """Part 7's functions as the solution notebook defines them: {"sds_weight": ..., ...}."""
+    namespace = run_cells(SOLUTION_NOTEBOOK, EXPERIMENT_CELLS)
+    return {name: namespace[name] for name in ("sds_weight", "annealed_timestep", "csd_gradient")}

@@ -190,14 +190,14 @@ def _guarded_namespaces():
     import torch.nn.functional
     import torch.testing
 
-    from sdskit import checks, i18n
+    from sdskit import checks, experiment_checks, i18n
 
     return {"torch": torch, "torch.Tensor": torch.Tensor, "torch.testing": torch.testing,
             "torch.nn.functional": torch.nn.functional, "torch.nn.Module": torch.nn.Module,
             "torch.autograd": torch.autograd,
             "numpy.testing": numpy.testing, "numpy": numpy, "builtins": builtins,
             "sdskit.checks": checks, "Report": checks.Report, "sdskit.i18n": i18n,
-            "Text": i18n.Text}
+            "Text": i18n.Text, "sdskit.experiment_checks": experiment_checks}
 
 
 # Module state that changes by itself (the language last chosen: the harness names its
@@ -285,9 +285,10 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
     sys.stdout = sys.stderr = output
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 
-    from sdskit import checks
+    from sdskit import checks, experiment_checks
 
-    check = checks.CHECKS[blank]
+    experiment = isinstance(blank, str)  # "exp1": a function of Part 7, not a blank
+    check = experiment_checks.CHECKS[blank] if experiment else checks.CHECKS[blank]
     report_type = checks.Report
     gid = task["blank_cells"][str(blank)]
     language = task.get("language", "en")
@@ -305,7 +306,7 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
     try:
         # The student's cell as Jupyter runs it: magics, shell escapes, get_ipython().
         code = compile(ipython_cells.to_python(task["cells"][gid]), "<your cell>", "exec")
-        if gid == "blank1_2_class":
+        if gid == "blank1_2_class" or experiment:
             exec(code, namespace)  # noqa: S102
         else:
             # Blanks 3-7 are graded alone: the released class (not the student's __init__),
@@ -317,9 +318,15 @@ def _child(task: dict, blank: int, base_namespace: dict, reference_print: str, w
             cls = namespace.get("StableDiffusion")
             if callable(function) and isinstance(cls, type) and method not in vars(cls):
                 setattr(cls, method, function)
-        cls = namespace.get("StableDiffusion")
-        if not isinstance(cls, type):
-            raise NameError("your cells do not define the class StableDiffusion")
+        if experiment:  # the check takes the student's function
+            name = task["functions"][gid]
+            cls = namespace.get(name)
+            if not callable(cls):
+                raise NameError(f"your cell does not define the function {name}")
+        else:
+            cls = namespace.get("StableDiffusion")
+            if not isinstance(cls, type):
+                raise NameError("your cells do not define the class StableDiffusion")
     except BaseException as error:  # noqa: BLE001 - SystemExit, KeyboardInterrupt included
         message = tr_pair(language, "Your cell could not run: {error}: {text}",
                         error=type(error).__name__, text=str(error).strip()[:300])
@@ -523,7 +530,8 @@ def kit_fingerprint() -> str:
     """Changes whenever anything that decides a grade, or how its messages read, changes
     (tests, references, harness, the catalogues, how an edition is told)."""
     digest = hashlib.sha256()
-    for path in [ROOT / "sdskit" / "checks.py", ROOT / "sdskit" / "config.py",
+    for path in [ROOT / "sdskit" / "checks.py", ROOT / "sdskit" / "experiment_checks.py",
+                 ROOT / "sdskit" / "config.py",
                  ROOT / "sdskit" / "i18n.py", *sorted((ROOT / "sdskit" / "locale").rglob("*.mo")),
                  ROOT / "autograder" / "sandbox.py", ROOT / "autograder" / "locate.py",
                  ROOT / "autograder" / "ipython_cells.py", ROOT / "autograder" / "edition.py",

@@ -45,7 +45,8 @@ from sdskit.paths import NOTEBOOKS, SOLUTIONS
 
 CSV_OUT, HTML_OUT = "similarity.csv", "similarity.html"
 CODE_K, PROSE_K = 20, 40  # k-gram lengths in normalised characters (code: ~a short expression)
-CODE_CELLS = tuple(sorted(set(locate.BLANK_CELLS.values()), key=list(locate.SIGNATURES).index))
+CODE_CELLS = (*sorted(set(locate.BLANK_CELLS.values()), key=list(locate.SIGNATURES).index),
+              *locate.EXPERIMENT_CELLS.values())  # Part 7's functions too, where released
 _SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 
@@ -191,15 +192,17 @@ def known_answers() -> dict[str, set[str]]:
     release = locate.release_cells()
     solution = submissions.solution_answers()
     known: dict[str, set[str]] = {gid: set() for gid in CODE_CELLS}
-    variants = [solution] + [{**solution, blank: answer} for table in
-                             (submissions.ALTERNATIVES, submissions.MISTAKES)
+    tables = (submissions.ALTERNATIVES, submissions.MISTAKES,
+              submissions.EXPERIMENT_ALTERNATIVES, submissions.EXPERIMENT_MISTAKES)
+    variants = [solution] + [{**solution, blank: answer} for table in tables
                              for blank, answer in table.items()]
-    variants.append({**solution, **submissions.ALTERNATIVES})
+    variants.append({**solution, **submissions.ALTERNATIVES,
+                     **submissions.EXPERIMENT_ALTERNATIVES})
     for answers in variants:
         notebook = submissions.fill(answers)
         for cell in notebook["cells"]:
             gid = locate.grade_id(cell)
-            if gid in known:
+            if gid in known and gid in release:
                 known[gid].add(normal_code(own_lines(locate.source(cell), release[gid])).normal)
     return known
 

@@ -142,7 +142,8 @@ def sync_points(path: Path) -> bool:
 def release_problems(asked) -> list[str]:
     """Where the release notebook's written questions are not what sdskit/config.py says."""
     released = {q.grade_id: q.points for q in asked}
-    wanted = {gid: float(p) for gid, p in COURSE.written_points.items() if p > 0}
+    wanted = {gid: float(p) for gid, p in COURSE.written_points.items() if p > 0
+              and not (COURSE.experiments == "off" and gid.startswith("exp"))}  # Part 7 left out
     if released == wanted:
         return []
     return [tr("the release notebook grades the written questions {released}, but "

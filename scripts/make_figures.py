@@ -63,6 +63,9 @@ CELLS = {
     "grad_over_t.png": "md_43",
     "warmup_oracle.png": "md_warmup",
     "oracle_check.png": "md_45",
+    "exp1_weighting.png": "exp1_run_md",
+    "exp2_schedule.png": "exp2_run_md",
+    "exp3_guidance.png": "exp3_run_md",
 }
 # The numbers the oracle check's figure shows, and the config of the run that made them: the
 # figure and this file are written together, and tests/test_oracle.py checks both against the
@@ -234,12 +237,56 @@ def oracle_check():
     return data, numbers
 
 
+@functools.lru_cache(maxsize=1)
+def solution_functions():
+    from autograder.notebook_code import solution_functions as make
+
+    return make()
+
+
+def _experiment_png(fig) -> bytes:
+    fig.set_size_inches(10, 5.4)
+    return png_bytes(fig)
+
+
+@functools.lru_cache(maxsize=None)
+def _experiment(name: str):
+    """Part 7's oracle runs with the solution's functions: computed once, drawn per edition."""
+    from sdskit import experiments
+
+    run, function = {"weighting": (experiments.weighting_oracle, "sds_weight"),
+                     "schedule": (experiments.schedule_oracle, "annealed_timestep"),
+                     "guidance": (experiments.guidance_oracle, "csd_gradient")}[name]
+    return run(solution_class(), solution_functions()[function])
+
+
+def exp1_weighting():
+    """Part 7, experiment 1 on the oracle, with the solution's sds_weight."""
+    from sdskit import experiment_plots
+
+    return _experiment_png(experiment_plots.plot_weighting(_experiment("weighting")))
+
+
+def exp2_schedule():
+    from sdskit import experiment_plots
+
+    return _experiment_png(experiment_plots.plot_schedule(_experiment("schedule")))
+
+
+def exp3_guidance():
+    from sdskit import experiment_plots
+
+    return _experiment_png(experiment_plots.plot_guidance(_experiment("guidance")))
+
+
 MAKERS = {"sds_pipeline.png": pipeline, "noise_schedule.png": noise_schedule,
           "noising.png": noising, "t_range.png": step_range, "blank3_latents.png": blank3_latents,
           "blank4_encode.png": blank4_encode, "blank5_t.png": blank5_t,
           "blank6_weight.png": blank6_weight, "blank7_targets.png": blank7_targets,
           "grad_over_t.png": grad_over_t, "warmup_oracle.png": warmup_oracle,
-          "oracle_check.png": oracle_check}
+          "oracle_check.png": oracle_check,
+          "exp1_weighting.png": exp1_weighting, "exp2_schedule.png": exp2_schedule,
+          "exp3_guidance.png": exp3_guidance}
 
 
 def folder(language: str, root: Path = FIGURES) -> Path:

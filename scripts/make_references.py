@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the kit, when run as a script
 
 from sdskit.checks import reference_instance  # noqa: E402
-from autograder.notebook_code import solution_class  # noqa: E402
+from autograder.notebook_code import solution_class, solution_functions  # noqa: E402
 from sdskit.paths import HIDDEN_REFERENCES, REFERENCES, TINY_SD  # noqa: E402
 
 
@@ -118,7 +118,40 @@ def make_references() -> dict:
         grad = _randn(seed + 1, batch, 4, 64, 64) * 0.1
         refs["blank7"][split] = {"latents": latents, "grad": grad,
                                  "targets": sd.sds_targets(latents, grad)}
+    make_experiment_references(refs, sd)
     return refs
+
+
+def make_experiment_references(refs: dict, sd) -> None:
+    """Part 7's cases (sdskit/experiment_checks.py), from the solution's own functions."""
+    solution = solution_functions()
+
+    # Experiment 1: abar_t of a few timesteps -> w for each kind. The hidden cases take other
+    # timesteps and another unknown kind.
+    refs["exp1"] = {}
+    for split, steps, unknown in (("visible", [20, 500, 980], "snr"),
+                                  ("hidden", [0, 137, 321, 640, 999], "min-snr")):
+        abar = sd.alphas[torch.tensor(steps)].float()
+        refs["exp1"][split] = {"abar": abar, "unknown_kind": unknown,
+                               **{kind: solution["sds_weight"](abar, kind)
+                                  for kind in ("dreamfusion", "uniform", "fantasia3d")}}
+
+    # Experiment 2: (min_step, max_step, total_steps) -> the t of every step.
+    cases = {"visible": [(20, 980, 5), (3, 7, 9)],
+             "hidden": [(20, 980, 400), (100, 500, 7), (0, 999, 1000), (7, 7, 3), (50, 60, 2)]}
+    refs["exp2"] = {split: [{"min_step": lo, "max_step": hi, "total_steps": total,
+                             "t": [int(solution["annealed_timestep"](i, total, lo, hi))
+                                   for i in range(total)]}
+                            for lo, hi, total in items] for split, items in cases.items()}
+
+    # Experiment 3: the two predictions and w -> the CSD gradient.
+    refs["exp3"] = {}
+    for split, seed, batch in (("visible", 80, 1), ("hidden", 81, 3)):
+        uncond = _randn(seed, batch, 4, 32, 32)  # the gradient is elementwise: any size will do
+        cond = uncond + 0.5 * _randn(seed + 1, batch, 4, 32, 32)
+        w = 1 - sd.alphas[torch.tensor([300, 50, 900][:batch])].view(batch, 1, 1, 1)
+        refs["exp3"][split] = {"noise_pred_uncond": uncond, "noise_pred_cond": cond, "w": w,
+                               "grad": solution["csd_gradient"](uncond, cond, w)}
 
 
 def split(refs: dict) -> tuple[dict, dict]:
@@ -127,7 +160,7 @@ def split(refs: dict) -> tuple[dict, dict]:
     visible = {"format": refs["format"], "init": refs["init"]}
     hidden = {"format": refs["format"]}
     for key, value in refs.items():
-        if key.startswith("blank"):
+        if key.startswith(("blank", "exp")):
             visible[key] = {"visible": value["visible"]}
             hidden[key] = {"hidden": value["hidden"]}
     return visible, hidden

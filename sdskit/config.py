@@ -41,7 +41,10 @@ class CourseConfig:
     # metadata (a manually graded answer) and under each question's prompt; they add to the
     # blanks' 14 points. 0 points: the question is not graded, and its model answer is cut from
     # the release. Every answer cell needs an entry here.
-    written_points: dict[str, float] = field(default_factory=lambda: {"think_answers": 3})
+    # Part 7's three questions (exp1_answer ... exp3_answer) follow its `experiments` setting
+    # below: bonus points with "bonus", left out with "off".
+    written_points: dict[str, float] = field(default_factory=lambda: {
+        "think_answers": 3, "exp1_answer": 2, "exp2_answer": 2, "exp3_answer": 2})
 
     # Grading: seconds one cell may run, and one whole notebook, before it is stopped.
     cell_timeout_s: int = 300
@@ -74,6 +77,20 @@ class CourseConfig:
 
     # The real model students use on a Colab GPU (a key of sdskit.loading.MODEL_IDS).
     sd_version: str = "2.1"
+
+    # Part 7, the experiments: three functions graded like the blanks (exp1..exp3, a visible
+    # and a hidden test of 1 point each) and three written answers graded by hand.
+    #   "graded": their points count like the blanks' (max_total includes them);
+    #   "bonus":  their points are reported in a column of their own, `bonus`, and left out of
+    #             `total` and `max_total` (Gradescope: tests worth 0 that add to the score);
+    #   "off":    the release has no Part 7 at all, and nothing of it is graded.
+    # `make release` applies it (scripts/make_release.py); re-run it after a change.
+    experiments: str = "graded"
+
+    def __post_init__(self):
+        if self.experiments not in ("graded", "bonus", "off"):
+            raise ValueError(f"sdskit/config.py: experiments = {self.experiments!r}, but it must "
+                             "be 'graded', 'bonus' or 'off' (see the comment above it).")
 
 
 def _from_environment(config: CourseConfig) -> CourseConfig:

@@ -162,3 +162,62 @@ class OracleCheck:
         return {"iou": iou, "psnr": psnr, "seconds": seconds, "steps": result.steps,
                 "passed": iou >= MIN_IOU and psnr >= MIN_PSNR, "result": result}
 
+
+
+# ---------------------------------------------------------------------------------------
+# Part 7's oracle: a prior with a spread, and a conditional and an unconditional target
+# ---------------------------------------------------------------------------------------
+class PriorOracle(nn.Module):
+    """Stands in for the U-Net with the exact noise prediction of a known Gaussian prior.
+
+    OracleUNet's prior is a single picture z* (a point). Here each prompt's prior is a Gaussian
+    around a picture, N(z*, C), whose covariance C is stationary with variance `spread / (f^2 +
+    f0^2)` at spatial frequency f (cycles per pixel): the pictures of a prompt agree on the fine
+    detail and vary more at coarse scales, as photographs do. The exact prediction for it
+    (the score of the noised prior, times -sigma_t) is
+
+        eps_hat(z_t) = sigma_t (alpha_t^2 C + sigma_t^2 I)^-1 (z_t - alpha_t z*),
+
+    computed per frequency with an FFT (on the picture mirrored at its edges, so the borders do
+    not wrap around). With spread 0 it is OracleUNet's prediction. Two priors: `cond` (the
+    prompt's picture) for the second half of the batch and `uncond` (a washed-out copy: what
+    the prior expects without the prompt) for the first half, so that guidance has something
+    to amplify: eps_u + s (eps_c - eps_u) is the prediction of a prior whose picture is pushed
+    (s - 1) times further from the unconditional one than the prompt's is.
+    """
+
+    def __init__(self, alphas_cumprod, cond, uncond, spread=0.003, lowest_frequency=0.01):
+        super().__init__()
+        self.register_buffer("alphas_cumprod", alphas_cumprod.float())
+        self.register_buffer("cond", cond.float())  # [1, 4, 64, 64]
+        self.register_buffer("uncond", uncond.float())  # [1, 4, 64, 64]
+        self.spread, self.lowest_frequency = spread, lowest_frequency
+
+    def predict(self, z_t, target, alpha, sigma):
+        """eps_hat for the priors N(target, C).
+
+        z_t, target: [B, 4, H, W]; alpha, sigma: [B, 1, 1, 1]  ->  eps_hat: [B, 4, H, W]"""
+        height, width = z_t.shape[-2:]
+        offset = z_t - alpha * target
+        mirrored = F.pad(offset, (width // 2, width // 2, height // 2, height // 2), mode="reflect")
+        spectrum = torch.fft.rfft2(mirrored) / (alpha ** 2 * self._variance(mirrored) + sigma ** 2)
+        back = torch.fft.irfft2(spectrum, s=mirrored.shape[-2:])
+        return sigma * back[..., height // 2:height // 2 + height, width // 2:width // 2 + width]
+
+    def _variance(self, mirrored):
+        """The prior's variance per frequency of the mirrored picture's FFT, [h, w] (cached)."""
+        key = (tuple(mirrored.shape[-2:]), mirrored.device)
+        if getattr(self, "_cached", (None,))[0] != key:
+            fy = torch.fft.fftfreq(mirrored.shape[-2], device=mirrored.device)[:, None]
+            fx = torch.fft.rfftfreq(mirrored.shape[-1], device=mirrored.device)[None, :]
+            self._cached = key, self.spread / (fx ** 2 + fy ** 2 + self.lowest_frequency ** 2)
+        return self._cached[1]
+
+    def forward(self, sample, timestep, encoder_hidden_states=None, **kwargs):
+        # sample: [2B, 4, 64, 64] = [z_t (uncond), z_t (cond)]; timestep: [2B]
+        batch = sample.shape[0] // 2
+        abar = self.alphas_cumprod[timestep].view(-1, 1, 1, 1)  # [2B, 1, 1, 1]
+        targets = torch.cat([self.uncond.expand(batch, -1, -1, -1),
+                             self.cond.expand(batch, -1, -1, -1)])  # [2B, 4, 64, 64]
+        eps = self.predict(sample.float(), targets, abar.sqrt(), (1 - abar).sqrt())
+        return SimpleNamespace(sample=eps.to(sample.dtype))

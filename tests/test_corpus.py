@@ -16,6 +16,11 @@ from sdskit.paths import REFERENCES, ROOT
 EXPECTED_CASES = 41
 
 
+def _column(unit) -> str:
+    """grades.csv's column of a blank (5 -> blank5) or of an experiment ("exp1")."""
+    return f"blank{unit}" if isinstance(unit, int) else unit
+
+
 def grade(folder, out):
     env = {**os.environ, "SDSKIT_BLANK_TIMEOUT_S": "8", "SDSKIT_BLANK_CPU_S": "8"}
     done = subprocess.run([sys.executable, "autograder/grade.py", str(folder), "--out", str(out),
@@ -33,7 +38,7 @@ def graded(tmp_path_factory):
     if sandbox.sandbox_kind() == "none":
         # Without bubblewrap the write reaches the file: the grader puts it back and gives
         # that student nothing (with bubblewrap the write fails and only blank 7 is lost).
-        expected["write_references"] = ({b: 0.0 for b in range(1, 8)}, "tampering")
+        expected["write_references"] = ({u: 0.0 for u in corpus.UNITS}, "tampering")
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     references = hashlib.sha256(REFERENCES.read_bytes()).hexdigest()
     rows, _ = grade(folder, out)
@@ -54,7 +59,7 @@ def test_points_and_flags(graded):
     wrong = []
     for student, (points, flag) in graded["expected"].items():
         row = graded["rows"][student]
-        got = {b: float(row[f"blank{b}"]) for b in points}
+        got = {b: float(row[_column(b)]) for b in points}
         if got != points:
             wrong.append(f"{student}: points {got}, expected {points}")
         for part in (flag,) if isinstance(flag, str) else flag:
@@ -89,7 +94,7 @@ def test_class_report(graded):
     assert (out / "class_report.png").stat().st_size > 1000
     with open(out / "class_report.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert {r["blank"] for r in rows} == {f"blank{b}" for b in range(1, 8)}
+    assert {r["blank"] for r in rows} == {_column(u) for u in corpus.UNITS}
     assert all(0 <= float(r["pass_rate"]) <= 1 for r in rows)
     assert any(r["failure_message"] for r in rows)
 

@@ -48,6 +48,8 @@ def test_attachments_are_the_committed_figures(folder):
         attachments = _attachments(folder / name)
         drawn = make_figures.folder(language)
         for figure, grade_id in make_figures.CELLS.items():
+            if folder == NOTEBOOKS and COURSE.experiments == "off" and grade_id.startswith("exp"):
+                continue  # the release has no Part 7 (sdskit/config.py)
             stored = attachments.get(grade_id, {}).get(figure, {}).get("image/png")
             assert stored, f"{folder.name}/{name}: cell {grade_id} lacks {figure}; {REGENERATE}"
             assert base64.b64decode(stored) == (drawn / figure).read_bytes(), \

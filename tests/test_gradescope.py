@@ -102,13 +102,13 @@ def emulated(tmp_path_factory):
     expected["not_a_notebook"] = messy_expected["not_json"][0]
     nothing = _layout(base, "no_notebook", zip_path, {"answers.pdf": b"%PDF-1.4 not a notebook"})
     results["no_notebook"] = _run_autograder(nothing)
-    expected["no_notebook"] = {b: 0.0 for b in submissions.BLANKS}
+    expected["no_notebook"] = {b: 0.0 for b in submissions.graded_units()}
     # Valid JSON, but a cell's source is a number: the notebook must still get its result.
     odd = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
            "cells": [{"cell_type": "code", "metadata": {}, "source": 5, "outputs": []}]}
     malformed = _layout(base, "malformed", zip_path, {NOTEBOOK: json.dumps(odd).encode()})
     results["malformed"] = _run_autograder(malformed)
-    expected["malformed"] = {b: 0.0 for b in submissions.BLANKS}
+    expected["malformed"] = {b: 0.0 for b in submissions.graded_units()}
     broken = _layout(base, "grader_broken", zip_path, {NOTEBOOK: b"{}"})
     results["grader_broken"] = _run_autograder(broken, python="/bin/false")
     return {"results": results, "expected": expected, "zip": zip_path}
@@ -125,7 +125,9 @@ def test_points_per_blank(emulated, student):
     results = emulated["results"][student]
     got = {}
     for test in results["tests"]:
-        blank = int(test["number"].split(".")[0])
+        number = int(test["number"].split(".")[0])  # experiments come after the seven blanks
+        seven = len(submissions.BLANKS)
+        blank = number if number <= seven else f"exp{number - seven}"
         got[blank] = got.get(blank, 0.0) + test["score"]
     assert got == emulated["expected"][student], results["output"]
     assert results["score"] == sum(got.values())
@@ -156,7 +158,13 @@ def test_written_answers_are_left_to_the_staff(emulated):
     results = emulated["results"]["complete"]
     assert not any("think" in t["name"].lower() for t in results["tests"])
     assert results["score"] == sum(_release_points().values())
-    assert "Your written answers (Think about it: 3 points) are graded by hand" in results["output"]
+    from autograder import written
+
+    asked = written.questions()
+    titles = ", ".join(q.title() for q in asked)  # think about it, and Part 7's three
+    points = written.points_text(sum(q.points for q in asked))
+    assert f"Your written answers ({titles}: {points} points) are graded by hand" in \
+        results["output"]
 
 
 def test_failures_are_explained_to_the_student(emulated):

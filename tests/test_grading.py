@@ -25,6 +25,12 @@ from sdskit.paths import NOTEBOOKS, ROOT
 
 POINTS_PER_BLANK = 2.0
 BLANKS = sorted(submissions.BLANKS)
+UNITS = submissions.graded_units()  # the blanks, then Part 7's experiments ("exp1" ...)
+TESTS_MAX = POINTS_PER_BLANK * len(UNITS)  # 14, or 20 with Part 7 graded
+
+
+def _column(unit) -> str:
+    return f"blank{unit}" if isinstance(unit, int) else unit
 # The three students of the plain nbgrader recipe, as Canvas names their files.
 CANVAS = {"1001": "completeann_1001_5001_sds_assignment.ipynb",
           "1002": "late_partlybo_1002_5002_sds_assignment.ipynb",
@@ -68,20 +74,24 @@ def graded(tmp_path_factory):
     answers = {CANVAS["1001"]: solution, CANVAS["1002"]: partly, CANVAS["1003"]: {},
                "alternatives.ipynb": {**solution, **submissions.ALTERNATIVES}}
     student_of = {name: sid for sid, name in CANVAS.items()}
-    expected = {"1001": {b: POINTS_PER_BLANK for b in BLANKS},
-                "1002": {b: 0.0 if b in (3, 5, 7) else POINTS_PER_BLANK for b in BLANKS},
-                "1003": {b: 0.0 for b in BLANKS},
-                "alternatives": {b: POINTS_PER_BLANK for b in BLANKS}}
+    answers["alternatives.ipynb"].update(submissions.EXPERIMENT_ALTERNATIVES)
+    expected = {"1001": {b: POINTS_PER_BLANK for b in UNITS},
+                "1002": {b: 0.0 if b in (3, 5, 7) else POINTS_PER_BLANK for b in UNITS},
+                "1003": {b: 0.0 for b in UNITS},
+                "alternatives": {b: POINTS_PER_BLANK for b in UNITS}}
     for blank in BLANKS:
         name = f"mistake{blank}.ipynb"
         if blank == 7:  # one student from Moodle
             name = "Mo Seven_1007_assignsubmission_file_sds_assignment.ipynb"
         answers[name] = {**solution, blank: submissions.MISTAKES[blank]}
         expected["1007" if blank == 7 else f"mistake{blank}"] = {
-            b: 0.0 if b == blank else POINTS_PER_BLANK for b in BLANKS}
+            b: 0.0 if b == blank else POINTS_PER_BLANK for b in UNITS}
     # The answer that passes every value check and only fails on a GPU: t made on the CPU.
     answers["wrongdevice.ipynb"] = {**solution, 5: mistakes.WRONG_DEVICE.code}
-    expected["wrongdevice"] = {b: 0.0 if b == 5 else POINTS_PER_BLANK for b in BLANKS}
+    expected["wrongdevice"] = {b: 0.0 if b == 5 else POINTS_PER_BLANK for b in UNITS}
+    if len(UNITS) > len(BLANKS):  # Part 7 released: one student with each experiment wrong
+        answers["expmistakes.ipynb"] = {**solution, **submissions.EXPERIMENT_MISTAKES}
+        expected["expmistakes"] = {b: POINTS_PER_BLANK if b in BLANKS else 0.0 for b in UNITS}
     for name, filled in answers.items():
         student = student_of.get(name, name.removesuffix(".ipynb"))
         release = KOREAN_RELEASE if student == "mistake3" else NOTEBOOKS / submissions.NOTEBOOK
@@ -97,10 +107,10 @@ def graded(tmp_path_factory):
     korean = submissions.fill(solution, NOTEBOOKS / COURSE.edition(submissions.NOTEBOOK, "ko"),
                               written=_written("1010"))
     (flat / KOREAN).write_text(json.dumps(korean, indent=1, ensure_ascii=False))
-    expected["1010"] = {b: POINTS_PER_BLANK for b in BLANKS}
+    expected["1010"] = {b: POINTS_PER_BLANK for b in UNITS}
     (flat / "missingmo_1009_5009_notes.txt").write_text("forgot the notebook")
     (flat / "broken.ipynb").write_text('{"cells": [ this is not json')
-    expected["1009"] = expected["broken"] = {b: 0.0 for b in BLANKS}
+    expected["1009"] = expected["broken"] = {b: 0.0 for b in UNITS}
     (flat / UNASSIGNED[0]).write_text(json.dumps(submissions.fill(solution)))
     (flat / UNASSIGNED[1]).write_text("not a submission")
     archive = tmp_path_factory.mktemp("zip") / "class.zip"
@@ -124,10 +134,11 @@ def test_every_student_gets_a_row(graded):
 
 @pytest.mark.parametrize("student", ["1001", "1002", "1003", "1007", "1009", "1010",
                                      "alternatives", "broken", "wrongdevice",
-                                     *[f"mistake{b}" for b in BLANKS[:-1]]])
+                                     *[f"mistake{b}" for b in BLANKS[:-1]],
+                                     *(["expmistakes"] if len(UNITS) > len(BLANKS) else [])])
 def test_points_per_blank(graded, student):
     row = graded["rows"][student]
-    got = {b: float(row[f"blank{b}"]) for b in BLANKS}
+    got = {b: float(row[_column(b)]) for b in UNITS}
     assert got == graded["expected"][student], f"{student}: {row}"
     assert float(row["automatic"]) == sum(got.values())
     # The written answers are not graded yet: an answer counts once a grader scores it, a cell
@@ -137,7 +148,7 @@ def test_points_per_blank(graded, student):
     assert row["written_missing"] == ("think_answers" if answered else ""), row
     assert float(row["written"]) == 0.0
     assert float(row["total"]) == sum(got.values())
-    assert float(row["max_total"]) == POINTS_PER_BLANK * len(BLANKS) + WRITTEN_MAX
+    assert float(row["max_total"]) == TESTS_MAX + WRITTEN_MAX
 
 
 def test_reasons_are_written_down(graded):
@@ -154,7 +165,7 @@ def test_cells_csv_and_feedback(graded):
         cells = list(csv.DictReader(handle))
     assert set(cells[0]) == {"student_id", "notebook", "grade_id", "points", "max_points"}
     solution = [c for c in cells if c["student_id"] == "1001"]
-    assert len(solution) == 2 * len(BLANKS)
+    assert len(solution) == 2 * len(UNITS)
     assert all(float(c["points"]) == float(c["max_points"]) for c in solution)
     html = (out / "feedback" / "mistake6" / "sds_assignment.html").read_text()
     assert "sign is flipped" in html, "the student's feedback should carry the check's message"
@@ -188,7 +199,7 @@ def test_nbgrader_gradebook_holds_the_same_points(graded):
     for cell in cells:
         expected.setdefault(cell["student_id"], {})[cell["grade_id"]] = float(cell["points"])
     for student in expected:  # not graded yet, or no response: 0 in the gradebook for now
-        expected[student]["think_answers"] = 0.0
+        expected[student].update({gid: 0.0 for gid in COURSE.written_points})
     recorded = gradebook.read_gradebook(out / "course", sorted(expected))
     assert recorded == expected
     assert not any("nbgrader could not" in row["flags"] for row in graded["rows"].values())
@@ -298,10 +309,13 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     assert sorted(p.name for p in (course / "submitted").iterdir()) == sorted(CANVAS)
     from nbgrader.api import Gradebook
 
+    from autograder import written as written_module
+
+    written = {q.grade_id for q in written_module.questions()}  # graded by hand (formgrader)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "sds-course") as book:
         plain = {student: {g.name: float(g.score or 0) for g in
                            book.find_submission_notebook("sds_assignment", "sds", student).grades
-                           if g.name != "think_answers"}
+                           if g.name not in written}
                  for student in CANVAS}
         # The written question: a manually graded answer with its points, left for a person
         # where the student answered (formgrader's "needs manual grade"), 0 where not.
@@ -426,8 +440,8 @@ def test_written_answers_get_a_page_and_a_scores_file(graded):
         len(graded["expected"]) - len(WRITTEN) - 2  # less the two with no notebook to read
     with open(folder / "scores.csv", newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["student"] for r in rows] == list(graded["rows"])
-    assert {r["question"] for r in rows} == {"think_answers"}
+    assert [r["student"] for r in rows if r["question"] == "think_answers"] == list(graded["rows"])
+    assert {r["question"] for r in rows} == set(COURSE.written_points)
     assert all(r["points"] == "" and r["comment"] == "" for r in rows)
     assert "written answers: 4 of" in graded["stdout"]  # four answers to grade
 
@@ -487,30 +501,32 @@ def test_written_scores_round_trip(graded, tmp_path, capsys):
     capsys.readouterr()
     canvas = tmp_path / "canvas.csv"  # the LMS gets the written points too
     canvas.write_text((LMS_DATA / "canvas_gradebook_export.csv").read_text(encoding="utf-8")
-                      .replace("14.00", f"{14 + WRITTEN_MAX:.2f}"), encoding="utf-8")
+                      .replace("14.00", f"{TESTS_MAX + WRITTEN_MAX:.2f}"), encoding="utf-8")
     _regrade(graded, out, "--blind", "--written-scores", str(out / "written" / "scores.csv"),
              "--canvas-gradebook", str(canvas))
     said = capsys.readouterr().out
     with open(out / "canvas_gradebook_import.csv", encoding="utf-8-sig") as handle:
         imported = {row[1]: row[6] for row in list(csv.reader(handle))[2:]}
-    assert imported["1001"] == "16.5" and imported["1010"] == "17", imported
+    assert imported["1001"] == f"{TESTS_MAX + 2.5:g}" and imported["1010"] == f"{TESTS_MAX + 3:g}", \
+        imported
     assert "have written answers not graded yet" in said
     page = (out / "written" / "think_answers.html").read_text(encoding="utf-8")
     assert all(f">{label}<" in page for label in labels.values()) and ">1001<" not in page
     with open(out / "written" / "scores.csv", newline="", encoding="utf-8-sig") as handle:
-        assert sorted(r["student"] for r in csv.DictReader(handle)) == sorted(labels.values())
+        assert sorted(r["student"] for r in csv.DictReader(handle)
+                      if r["question"] == "think_answers") == sorted(labels.values())
     assert "already graded with these tests" in said and not re.search(r"^grading ", said, re.M)
     assert "writing the feedback of 4 student(s) whose scores changed" in said
     rows = {r["student_id"]: r for r in csv.DictReader(open(out / "grades.csv"))}
     assert rows["1001"]["written:think_answers"] == "2.5" and rows["1001"]["written_missing"] == ""
-    assert float(rows["1001"]["total"]) == 14 + 2.5
-    assert float(rows["1010"]["total"]) == 14 + 3 and float(rows["mistake1"]["written"]) == 1
+    assert float(rows["1001"]["total"]) == TESTS_MAX + 2.5
+    assert float(rows["1010"]["total"]) == TESTS_MAX + 3 and float(rows["mistake1"]["written"]) == 1
     assert rows["mistake2"]["written:think_answers"] == "" and \
         rows["mistake2"]["written_missing"] == "think_answers"  # not graded yet
     assert float(rows["mistake2"]["total"]) == float(rows["mistake2"]["automatic"])
     feedback = (out / "feedback" / "1001" / "sds_assignment.html").read_text()
     assert "2.5 / 3" in feedback and "Question 2 lacks the reason &lt;why&gt;." in feedback
-    assert "16.5 / 17.0" in feedback
+    assert f"{TESTS_MAX + 2.5:g} / {TESTS_MAX + WRITTEN_MAX:.1f}" in feedback
     assert (out / "feedback" / "1003" / "sds_assignment.html").stat().st_mtime_ns == untouched
     pending = (out / "feedback" / "mistake2" / "sds_assignment.html").read_text()
     assert "not graded yet (of 3)" in pending and "not all graded yet" in pending
@@ -545,7 +561,7 @@ def regraded_with_options(graded, tmp_path_factory):
     # The sample files' assignment is worth 14 points; here it is worth what the kit gives
     # (the blanks and the written answers), as a course would set it up.
     data = tmp_path_factory.mktemp("lms")
-    maximum = f"{POINTS_PER_BLANK * len(BLANKS) + WRITTEN_MAX:.2f}"
+    maximum = f"{TESTS_MAX + WRITTEN_MAX:.2f}"
     for name in ("canvas_gradebook_export.csv", "moodle_grading_worksheet.csv"):
         (data / name).write_text((LMS_DATA / name).read_text(encoding="utf-8")
                                  .replace("14.00", maximum), encoding="utf-8")
@@ -569,14 +585,16 @@ def test_grades_go_into_the_canvas_export_and_the_moodle_worksheet(graded, regra
         canvas = list(csv.reader(handle))
     column = canvas[0].index("SDS assignment (4402)")
     got = {row[1]: row[column] for row in canvas[2:]}
-    assert got == {"1001": "14", "1002": "8", "1003": "0", "1009": "0", "1010": "14",
-                   "1011": "", "1099": ""}
+    part7 = TESTS_MAX - 14  # what each of these students earns in Part 7's tests (0 or 6)
+    assert got == {"1001": f"{TESTS_MAX:g}", "1002": f"{8 + part7:g}", "1003": "0", "1009": "0",
+                   "1010": f"{TESTS_MAX:g}", "1011": "", "1099": ""}
     assert all(float(got[s]) == float(totals[s]) for s in ("1001", "1002", "1003", "1009", "1010"))
     with open(out / "moodle_grading_worksheet.csv", encoding="utf-8-sig") as handle:
         moodle = list(csv.DictReader(handle))
     assert [(r["Identifier"], r["Grade"]) for r in moodle] == [
-        ("Participant 1007", "12.00"), ("Participant 1002", "8.00"), ("Participant 1098", "")]
-    assert f"12 of {14 + WRITTEN_MAX:g} points" in moodle[0]["Feedback comments"]
+        ("Participant 1007", f"{12 + part7:.2f}"), ("Participant 1002", f"{8 + part7:.2f}"),
+        ("Participant 1098", "")]
+    assert f"{12 + part7:g} of {TESTS_MAX + WRITTEN_MAX:g} points" in moodle[0]["Feedback comments"]
     with open(out / "lms_unmatched.csv") as handle:
         unmatched = {(r["lms"], r["student_id"]) for r in csv.DictReader(handle)}
     assert ("Canvas", "1011") in unmatched and ("Canvas", "alternatives") in unmatched

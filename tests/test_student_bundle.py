@@ -186,8 +186,8 @@ def _student_env() -> dict:
 
 def test_hidden_checks_in_a_student_copy_say_so_in_one_line(bundle, tmp_path):
     copy = shutil.copytree(bundle, tmp_path / "student")
-    code = ("import torch.nn as nn\nfrom sdskit import checks\n"
-            "for check in checks.CHECKS.values():\n"
+    code = ("import torch.nn as nn\nfrom sdskit import checks, experiment_checks\n"
+            "for check in [*checks.CHECKS.values(), *experiment_checks.CHECKS.values()]:\n"
             "    report = check(nn.Module, 'hidden')\n"
             "    assert not report.passed\n"
             "    print(report)\n")
@@ -195,7 +195,7 @@ def test_hidden_checks_in_a_student_copy_say_so_in_one_line(bundle, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == len(submissions.BLANKS)
+    assert len(lines) == len(submissions.REGIONS)
     assert all("run when your work is graded" in line for line in lines), lines
 
 
@@ -226,6 +226,11 @@ def _execute(folder: Path, name: str = NOTEBOOK, after: str | None = None) -> di
     assert str(folder.resolve()) in where, f"the notebook imported sdskit from elsewhere: {where}"
     executed["cells"].pop()
     return executed
+
+
+def _experiments() -> list[str]:
+    """Part 7's experiments the release holds ("exp1" ...; none with experiments = "off")."""
+    return [u for u in submissions.graded_units() if isinstance(u, str)]
 
 
 def _errors(cell: dict) -> list[tuple[str, str]]:
@@ -269,6 +274,10 @@ def _check_filled_run(executed: dict, language: str) -> None:
                      language), blank
     assert _said(_text(by_id["final_cell"]), "{steps} steps in {seconds} s; files in {folder}/: "
                  "{files}", language), "the final cell's CPU fallback did not run"
+    for unit in _experiments():  # Part 7: each function's test, then its experiment on the CPU
+        assert _said(_text(by_id[f"{unit}_visible"]), "{blank}: all checks passed.", language)
+        assert _said(_text(by_id[f"{unit}_run"]), "seconds per run: {seconds}", language), \
+            f"{unit}'s experiment did not run"
     blanks = len(submissions.BLANKS)
     assert tr_in(language, "{done} of {total} blanks pass their visible tests. The hidden tests "
                  "run when your work is graded.", done=blanks, total=blanks) in _text(
@@ -313,7 +322,8 @@ def test_grader_gives_the_filled_notebook_full_marks(filled_run, tmp_path):
     finally:
         if box[0] is not None:
             box[0].close()
-    assert result.total == 2.0 * len(submissions.BLANKS), (result.messages, result.flags)
+    assert result.total + result.bonus == 2.0 * len(submissions.graded_units()), (
+        result.messages, result.flags)
     assert result.language == "ko" and set(result.messages_shown.values()) == {tr_in("ko", "passed")}
 
 
@@ -350,7 +360,8 @@ def test_released_notebook_fails_only_its_tests(bundle, tmp_path):
                 unexpected[gid] = (error, value[:300])
     assert not unexpected, f"cells that broke for another reason than an unfilled blank: {unexpected}"
     assert visible_failed == {f"blank{b}_{cases}" for b in submissions.BLANKS
-                              for cases in ("visible", "hidden")}
+                              for cases in ("visible", "hidden")} | {
+        f"{unit}_{cases}" for unit in _experiments() for cases in ("visible", "hidden")}
     assert not english.english_in_outputs(executed, language), english.english_in_outputs(
         executed, language)
     assert not _glyph_boxes(executed)

@@ -94,15 +94,19 @@ def test_an_answer_is_found_with_or_without_its_labels(tmp_path):
         cell["source"] = source(cell).replace(written.STUB, "My answer.\n\nSecond line.")
         path = tmp_path / edition
         path.write_text(json.dumps(notebook))
-        assert written.find_answers(path) == {question.grade_id: "My answer.\n\nSecond line."}
+        others = {q.grade_id: "" for q in written.questions()}  # left as released: no response
+        expected = {**others, question.grade_id: "My answer.\n\nSecond line."}
+        assert written.find_answers(path) == expected
         del cell["metadata"]["nbgrader"]  # labels lost: found by its prompt
         path.write_text(json.dumps(notebook))
-        assert written.find_answers(path) == {question.grade_id: "My answer.\n\nSecond line."}
+        assert written.find_answers(path) == expected
     (tmp_path / "as_released.ipynb").write_text(json.dumps(release))
-    assert written.find_answers(tmp_path / "as_released.ipynb") == {question.grade_id: ""}
+    assert written.find_answers(tmp_path / "as_released.ipynb") == {
+        q.grade_id: "" for q in written.questions()}
     release["cells"] = [c for c in release["cells"] if grade_id(c) != question.grade_id]
     (tmp_path / "deleted.ipynb").write_text(json.dumps(release))
-    assert written.find_answers(tmp_path / "deleted.ipynb") == {question.grade_id: None}
+    assert written.find_answers(tmp_path / "deleted.ipynb") == {
+        q.grade_id: None if q.grade_id == question.grade_id else "" for q in written.questions()}
 
 
 def test_scores_file_rules(tmp_path):
