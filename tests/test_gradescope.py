@@ -80,7 +80,8 @@ def emulated(tmp_path_factory):
         # the Korean edition, partly wrong, saved under the name Korean Colab gives a copy
         "korean": {f"{KOREAN}의 사본.ipynb": json.dumps(submissions.fill(
             {**submissions.solution_answers(), 5: submissions.MISTAKES[5],
-             7: submissions.MISTAKES[7], 3: None}, NOTEBOOKS / KOREAN),
+             7: submissions.MISTAKES[7], 3: None, "exp2": submissions.EXPERIMENT_MISTAKES["exp2"]},
+            NOTEBOOKS / KOREAN),
             ensure_ascii=False).encode("utf-8")},
     }
     expected["colab_saved"] = messy_expected["colab_saved"][0]

@@ -378,8 +378,8 @@ def test_a_korean_students_feedback_is_korean(graded):
                  "its code; nothing to fix") in mistake
     assert tr_in("ko", "Notes from the grader") in mistake
     # every blank's points, and the written answer not graded yet
-    assert f"14.0 / {14 + WRITTEN_MAX:.1f}" in _page(graded, "1010")
-    assert _page(graded, "1010").count("2.0 / 2.0") >= len(BLANKS)
+    assert f"{TESTS_MAX:.1f} / {TESTS_MAX + WRITTEN_MAX:.1f}" in _page(graded, "1010")
+    assert _page(graded, "1010").count("2.0 / 2.0") >= len(UNITS)
 
 
 def test_the_staffs_files_stay_english(graded):
