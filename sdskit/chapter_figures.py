@@ -65,8 +65,9 @@ def pipeline():
          "\n$\\hat\\epsilon = \\hat\\epsilon_u + s(\\hat\\epsilon_c - \\hat\\epsilon_u)$", width=2.3)
     _box(ax, 9.3, bottom, tr("gradient") + "\ngrad $= w(t)(\\hat\\epsilon - \\epsilon)$", blank(6),
          width=2.3)
-    _box(ax, 6.4, bottom, tr("targets") + " $=$ (z $-$ grad).detach()", blank(7), width=2.9)
-    _box(ax, 3.3, bottom, tr("loss") + " $= \\frac{1}{2}\\|z - $targets$\\|^2 / B$\n"
+    _box(ax, 6.4, bottom, tr("targets") + r" $\tilde z = \mathrm{sg}(z - \mathrm{grad})$", blank(7),
+         width=2.9)
+    _box(ax, 3.3, bottom, tr("loss") + " $= \\frac{1}{2}\\|z - \\tilde z\\|^2 / B$\n"
          "$\\partial$loss$/\\partial z =$ grad$/B$", width=2.6)
     _box(ax, 0.9, bottom, tr("backward") + "\n" + tr("through $z$ to $\\theta$"), width=1.5)
     _arrow(ax, (2.25, top + 0.2), (2.6, top + 0.5))
@@ -99,8 +100,7 @@ def step_range(alphas_cumprod, t_range=(0.02, 0.98), steps=1000):
                                     (high, "max_step", float(alpha[high]), "right")):
         ax.axvline(step, color=RED, lw=1)
         scale = (r"$\sigma_{%d}$" % step) if side == "left" else (r"$\alpha_{%d}$" % step)
-        fraction = t_range[0] if side == "left" else t_range[1]
-        ax.annotate(f"{name} = int({steps} x {fraction:g}) = {step}\n{scale} = {value:.3f}",
+        ax.annotate(f"{name} = {step}\n{scale} = {value:.3f}",
                     (step, 0.5), xytext=(step + (25 if side == "left" else -25), 0.5),
                     ha=side, va="center", fontsize=8, color=RED)
     ax.set_xlim(0, steps - 1)

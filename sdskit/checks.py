@@ -620,9 +620,9 @@ def blank4_encode_rgb(cls, cases: str = "visible") -> Report:
 # ---------------------------------------------------------------------------------------
 # Blank 5: sampling t
 # ---------------------------------------------------------------------------------------
-T_DEVICE_WHY = N_("In train_step, t picks w(t) out of self.alphas and goes into the U-Net, both "
-                   "on self.device: on a GPU, a t on the CPU stops train_step with a "
-                   "device-mismatch error.")
+T_DEVICE_WHY = N_("In train_step, t goes into the U-Net, whose time embedding is on self.device: "
+                   "on a GPU, a t on the CPU stops train_step there with a device-mismatch "
+                   "error.")
 T_DEVICE_FIX = N_("Make t on self.device: torch.randint takes a device= argument.")
 
 

@@ -28,7 +28,7 @@ def report_gpu() -> None:
     else:
         print(tr("No GPU: the notebook uses the kit's tiny offline model, whose pictures are "
                  "noise. Your code is checked the same way; for real images, on Colab choose "
-                 "Runtime > Change runtime type > GPU."))
+                 "Runtime > Change runtime type > T4 GPU."))
 
 
 def choose_model(sd_version: str = "2.1"):
