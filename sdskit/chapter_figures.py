@@ -59,7 +59,7 @@ def pipeline():
          blank(5), width=2.7)
     _box(ax, 9.45, top, tr("add noise") + "\n$\\epsilon \\sim \\mathcal{N}(0, I)$\n"
          "$z_t = \\alpha_t z + \\sigma_t \\epsilon$", width=1.9, height=1.05)
-    _box(ax, 12.0, top, tr("U-Net x 2, no grad") +
+    _box(ax, 12.0, top, tr("U-Net (batch of 2), no grad") +
          "\n$\\hat\\epsilon_{uncond}$, $\\hat\\epsilon_{cond}$", width=2.2)
     _box(ax, 12.0, bottom, tr("guidance") +
          "\n$\\hat\\epsilon = \\hat\\epsilon_u + s(\\hat\\epsilon_c - \\hat\\epsilon_u)$", width=2.3)
@@ -180,7 +180,7 @@ def timestep_draws(draws, low, high, right, off_by_one, small_range=(3, 7)):
     """Blank 5: a histogram of draws of t over [low, high], and the counts on a small range
     (per value, from its low - 1 to its high + 1) for the right sampler and for one that
     forgets torch.randint's excluded high."""
-    small = {tr("right: 3 ... 7"): right, tr("torch.randint(3, 7, ...): 7 never comes"): off_by_one}
+    small = {tr("correct: 3 ... 7"): right, tr("torch.randint(3, 7, ...): 7 never comes"): off_by_one}
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.1), gridspec_kw={"width_ratios": [1.6, 1]})
     width = 31 if (high - low + 1) % 31 == 0 else 1  # 20 ... 980: 961 = 31 bins of 31 values
     ax[0].hist(draws.numpy(), bins=range(low, high + 2, width), color="#5dade2",
