@@ -32,7 +32,7 @@ sandbox:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 \
 		&& apt-get install -y -qq bubblewrap >/dev/null 2>&1)); } \
-		|| echo "note: bubblewrap is not installed; grading runs without namespaces (README: Grading sandbox)"
+		|| echo "note: bubblewrap is not installed; grading runs without namespaces (docs/sandbox.md)"
 
 tiny-model: env
 	$(PY) scripts/make_tiny_model.py
