@@ -8,6 +8,7 @@
 #   make student      build the student repository build/student/ and its zip (nothing secret in it)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 #   make gradescope   write build/gradescope/autograder.zip (Gradescope's autograder format)
+# What each does, and the rest: README.md and the guides in docs/.
 
 VENV ?= .venv
 PYTHON ?= python3
