@@ -8,6 +8,7 @@
 #   make student      build the student repository build/student/ and its zip (nothing secret in it)
 #   make grade SUBMISSIONS=path/to/class OUT=path/to/results
 #   make gradescope   write build/gradescope/autograder.zip (Gradescope's autograder format)
+# What each does, and the rest: README.md and the guides in docs/.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -32,7 +33,7 @@ sandbox:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 \
 		&& apt-get install -y -qq bubblewrap >/dev/null 2>&1)); } \
-		|| echo "note: bubblewrap is not installed; grading runs without namespaces (README: Grading sandbox)"
+		|| echo "note: bubblewrap is not installed; grading runs without namespaces (docs/sandbox.md)"
 
 tiny-model: env
 	$(PY) scripts/make_tiny_model.py

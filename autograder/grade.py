@@ -597,7 +597,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
     sandbox_kind_cache["kind"] = kind
     if kind == "none":
         print("warning: bubblewrap is not available: grading runs each blank in a fresh process "
-              "with rlimits, but without namespaces (see README, 'Grading sandbox').",
+              "with rlimits, but without namespaces (see docs/sandbox.md).",
               file=sys.stderr)
         references_changed()
     with tempfile.TemporaryDirectory() as tmp:
@@ -609,7 +609,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, id_pattern: str | None = 
             raise SystemExit(f"error: {submissions} holds no student folders and no notebooks "
                              "named after students. Expected one subfolder per student id, or "
                              "files named as Canvas or Moodle export them, or <student_id>.ipynb "
-                             "(README: Grade a class; --id-pattern for other names).")
+                             "(docs/grading.md; --id-pattern for other names).")
         # A bad scores file stops here, before anything is written.
         labels_file = out / "written" / "labels.csv"
         scores = {} if scores_file is None else written_scores.read_scores(

@@ -171,7 +171,7 @@ def build(out: Path) -> Path:
 def results_json(result) -> dict:
     """grade.py's StudentResult -> Gradescope's results.json, in the student's language: the
     automatic points only (one test per test cell). The written questions are manually graded
-    questions of the same Gradescope assignment (README: Grade on Gradescope), so they are not
+    questions of the same Gradescope assignment (docs/gradescope.md), so they are not
     tests here. Part 7's tests, with experiments = "bonus", are worth 0 and add their points
     to the score."""
     from autograder import gradebook, written
@@ -277,7 +277,7 @@ def _prepare() -> tuple[dict, dict]:
     grade.sandbox_kind_cache["kind"] = kind
     if kind == "none":
         print("warning: bubblewrap does not work in this container: grading runs each blank "
-              "in a fresh process with rlimits, but without namespaces (README: Gradescope).",
+              "in a fresh process with rlimits, but without namespaces (docs/sandbox.md).",
               flush=True)
         grade.references_changed()  # the reference files' contents, to check after grading
     return grade.max_points(), locate.release_cells()

@@ -198,7 +198,7 @@ def main() -> None:
     if PLACEHOLDER in COURSE.student_repo_url:
         print(f"note: student_repo_url in sdskit/config.py is still the placeholder "
               f"{COURSE.student_repo_url}; set it to your public repository, then run "
-              "`make student` again (README: Publishing for your class).")
+              "`make student` again (docs/publishing.md).")
     print(f"to publish: cd {out} && git remote add origin {COURSE.student_repo_url}.git "
           f"&& git push -u origin {COURSE.student_repo_branch}")
 

@@ -4,7 +4,7 @@ and Moodle name them, or <student_id>.ipynb. The class: the solution, the blank 
 partly wrong notebook, each typical mistake alone, every correct alternative at once, a
 student with no notebook, a broken one, and files with no student id; some wrote the written
 answer (one in Korean, one in a cell that lost its labels). One grading run serves every test
-here; the plain nbgrader recipe of the README is run on three of its students, and the written
+here; the plain nbgrader recipe of docs/nbgrader.md is run on three of its students, and the written
 answers' scores go through grade.py again, on copies of its output."""
 
 import csv
@@ -272,8 +272,8 @@ def test_id_pattern_replaces_the_rules(tmp_path):
     assert [u.file for u in unassigned] == ["notes.txt"]
 
 
-# The README's recipe for a plain nbgrader course ("Plain nbgrader"), step by step. The
-# zip_collect settings are the README's own lines (the test checks they are there).
+# The recipe for a plain nbgrader course (docs/nbgrader.md), step by step. The zip_collect
+# settings are the guide's own lines (the test checks they are there).
 RECIPE_CONFIG = [
     'c.CourseDirectory.course_id = "sds-course"',
     'c.ZipCollectApp.archive_directory = "archive"',
@@ -285,8 +285,8 @@ RECIPE_CONFIG = [
 def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     """An instructor's own nbgrader course (no sandbox, no PYTHONPATH: the kit is installed
     with `pip install -e .`) gives the same points per test as grade.py."""
-    readme = (ROOT / "README.md").read_text()
-    assert all(line in readme for line in RECIPE_CONFIG[1:]), "README and test disagree"
+    guide = (ROOT / "docs" / "nbgrader.md").read_text()
+    assert all(line in guide for line in RECIPE_CONFIG[1:]), "docs/nbgrader.md and test disagree"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env["OMP_NUM_THREADS"] = "1"  # the kernels' small tensors: one thread takes half the CPU
@@ -296,7 +296,7 @@ def test_plain_nbgrader_recipe_gives_the_same_marks(graded, tmp_path):
     course = tmp_path / "course"
     course.mkdir()
     (course / "nbgrader_config.py").write_text("c = get_config()\n" + "\n".join(RECIPE_CONFIG))
-    assert "python KIT/scripts/make_release.py --nbgrader-source source/sds" in readme
+    assert "python KIT/scripts/make_release.py --nbgrader-source source/sds" in guide
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_release.py"), "--nbgrader-source",
                     "source/sds"], cwd=course, env=env, check=True, capture_output=True)
     (course / "downloaded" / "sds" / "archive").mkdir(parents=True)
