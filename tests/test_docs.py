@@ -492,3 +492,25 @@ def test_make_translation_reports_and_accepts(tmp_path, monkeypatch, capsys):
                                      language) == []
     assert (path.read_text(encoding="utf-8")
             == (ROOT / "solutions" / "translations" / path.name).read_text(encoding="utf-8"))
+
+
+# Papers are cited by title and arXiv id, never by their authors' names (the kit names no
+# people). "et al." is how a name slips in; the others are the names earlier drafts used.
+NAMES = re.compile(r"\bet al\b|\bPoole\b|\bRombach\b|\bMetzer\b|\bSalimans\b|\bTweedie\b"
+                   r"|\bHo & |\bHo et\b")
+
+
+def _prose_files():
+    yield from DOCS
+    yield ROOT / "solutions" / "sds_assignment.ipynb"
+    yield from sorted((ROOT / "solutions" / "translations").glob("*.md"))
+    yield from sorted((ROOT / "sdskit" / "locale").rglob("*.po"))
+
+
+def test_no_names_of_people():
+    """Check that the chapter, its translations, the messages and the guides cite no author by name."""
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}"
+             for path in _prose_files()
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if NAMES.search(line)]
+    assert not found, "cite the paper by title and arXiv id instead:\n" + "\n".join(found)
