@@ -6,8 +6,9 @@ answers that only fail on a GPU, which the visible tests now catch, are the ones
 
 Nothing is downloaded (the weights are random, built as scripts/benchmark_sds_step.py builds them;
 the tokenizer and scheduler are the tiny model's). Needs torch with CUDA, and the kit's pinned
-diffusers and transformers. On an H200 it should take about two minutes (an estimate: it has
-not run on a GPU yet).
+diffusers and transformers. On an NVIDIA H200 it took 41 s (2026-12-01: as expected, every
+passing student ran Parts 4 to 6, and both GPU-only mistakes failed their visible test and
+stopped Part 4).
 
 The students are classes built the way grading builds them: the release notebook with answers
 filled in, its class and blank cells run (autograder/submissions.py, notebook_code.py):
