@@ -42,16 +42,14 @@ from sdskit import nerf as N
 from sdskit.i18n import N_, tr
 
 # How the defaults were sized (steps=400 at 64 x 64, 64 samples per ray, batch 1, fp16):
-#   scripts/benchmark_sds_step.py on an H100 (SD 2.1-base architecture, random weights, fp16)
-#   measured the kit's full step at 83-100 ms eager, beside a floor of 61-88 ms (U-Net CFG
-#   forward 34-47 ms + VAE encoder forward and backward at 512, 26 ms); the NeRF's render and
-#   backward alone take 9 ms (albedo) and 13-20 ms (with normals).
-#   Published T4 figures for SD 512 px sampling with CFG (~0.35-0.4 s per U-Net pair) against
-#   the ~45 ms eager U-Net pair measured here give ~8-9x. So a T4 step ~ 90 ms x 9 ~ 0.8 s, and
-#   400 steps ~ 5-6 minutes, plus ~1 minute for loading and the final renders. The VAE's
-#   backward pass may scale worse than the U-Net on a T4, hence the margin to ten minutes. This
-#   is an estimate, not a T4 measurement: the tqdm bar shows the real it/s; lower `steps` if slower.
-T4_ESTIMATE = "400 steps x ~0.8 s/step on a T4 (fp16) ~ 6 min, under 10; see the comment above"
+#   scripts/benchmark_sds_step.py on an NVIDIA H200 (SD 2.1-base architecture, random weights,
+#   fp16) measured the kit's full step at 67 ms eager (15.0 it/s); the fast path, which a T4
+#   (compute capability 7.5) does not get, at 35 ms. NVIDIA's datasheets give a T4 about a
+#   fifteenth of an H200's fp16 tensor throughput and memory bandwidth (65 vs 989 TFLOPS,
+#   320 GB/s vs 4.8 TB/s), so a T4 step ~ 67 ms x 15 ~ 1 s, and 400 steps ~ 7 minutes, plus
+#   1-2 minutes for loading and the final renders: under ten. This is an estimate, not a T4
+#   measurement: the tqdm bar shows the real it/s; lower `steps` if slower.
+T4_ESTIMATE = "400 steps x ~1 s/step on a T4 (fp16) ~ 7 min, under 10; see the comment above"
 
 
 @dataclass
