@@ -49,6 +49,21 @@ def _end_note(run) -> str:
     return tr("{share}% of pixels at 0 or 1", share=format(100 * run.saturation[-1], ".0f"))
 
 
+def _progress_labels(progress, result):
+    """The labels of the runs' progress plot: distance to the target, or on a GPU saturation."""
+    progress.set_xlabel(tr("step"), fontsize=8)
+    progress.set_title(tr("distance to the target (RMS)") if not result.on_gpu
+                       else tr("share of pixels at 0 or 1"), fontsize=8)
+    progress.legend(fontsize=7)
+
+
+def _end_pictures(figure, grid_row, result):
+    """Under the plots: the target (where there is one) and where each run ends."""
+    items = [(result.target, tr("target"))] if result.target is not None else []
+    items += [(run.image, f"{_label(key)}\n{_end_note(run)}") for key, run in result.runs.items()]
+    _pictures(figure, grid_row, items)
+
+
 def _layout(height=5.4):
     figure = plt.figure(figsize=(10, height))
     grid = figure.add_gridspec(2, 1, height_ratios=[1.25, 1], hspace=0.45)
@@ -78,14 +93,8 @@ def plot_weighting(result):
     for kind, run in result.runs.items():
         values = run.distances or run.saturation
         progress.plot(values, color=COLOURS[kind], label=tr(SHORT_LABELS[kind]))
-    progress.set_xlabel(tr("step"), fontsize=8)
-    progress.set_title(tr("distance to the target (RMS)") if not result.on_gpu
-                       else tr("share of pixels at 0 or 1"), fontsize=8)
-    progress.legend(fontsize=7)
-    items = [(result.target, tr("target"))] if result.target is not None else []
-    items += [(run.image, f"{tr(SHORT_LABELS[kind])}\n{_end_note(run)}")
-              for kind, run in result.runs.items()]
-    _pictures(figure, grid[1], items)
+    _progress_labels(progress, result)
+    _end_pictures(figure, grid[1], result)
     return figure
 
 
@@ -109,14 +118,8 @@ def plot_schedule(result):
                           label=tr("{name}: coarse scales only", name=tr(SHORT_LABELS[key])))
         else:
             progress.plot(run.saturation, color=COLOURS[key], label=tr(SHORT_LABELS[key]))
-    progress.set_xlabel(tr("step"), fontsize=8)
-    progress.set_title(tr("distance to the target (RMS)") if not result.on_gpu
-                       else tr("share of pixels at 0 or 1"), fontsize=8)
-    progress.legend(fontsize=7)
-    items = [(result.target, tr("target"))] if result.target is not None else []
-    items += [(run.image, f"{tr(SHORT_LABELS[key])}\n{_end_note(run)}")
-              for key, run in result.runs.items()]
-    _pictures(figure, grid[1], items)
+    _progress_labels(progress, result)
+    _end_pictures(figure, grid[1], result)
     return figure
 
 
@@ -146,7 +149,5 @@ def plot_guidance(result):
     terms.set_title(tr("the two terms of the SDS gradient at the start picture (RMS)"),
                     fontsize=8)
     terms.legend(fontsize=7)
-    items = [(result.target, tr("target"))] if result.target is not None else []
-    items += [(run.image, f"{_label(key)}\n{_end_note(run)}") for key, run in result.runs.items()]
-    _pictures(figure, grid[1], items)
+    _end_pictures(figure, grid[1], result)
     return figure
