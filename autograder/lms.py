@@ -293,6 +293,9 @@ def moodle_comment(result, kit_maximum: float) -> str:
     comment = tr_in(language, "SDS assignment: {total} of {maximum} points ({parts}). Your "
                     "feedback page has each test's message.", total=_points(result.total),
                     maximum=_points(kit_maximum), parts=parts)
+    if result.written_missing:  # the total grows when these are graded: say so, not 0
+        comment += " " + tr_in(language, "Not graded yet: {questions}.", questions=", ".join(
+            f"written:{grade_id}" for grade_id in result.written_missing))
     notes = "; ".join((result.notes_shown or result.notes) + (result.flags_shown or result.flags))
     return comment + (" " + tr_in(language, "Notes: {notes}", notes=notes) if notes else "")
 

@@ -595,6 +595,9 @@ def test_grades_go_into_the_canvas_export_and_the_moodle_worksheet(graded, regra
         ("Participant 1007", f"{12 + part7:.2f}"), ("Participant 1002", f"{8 + part7:.2f}"),
         ("Participant 1098", "")]
     assert f"{12 + part7:g} of {TESTS_MAX + WRITTEN_MAX:g} points" in moodle[0]["Feedback comments"]
+    # 1002's think-about-it answers are not graded yet: the comment says so rather than show 0
+    assert "Not graded yet: written:think_answers." in moodle[1]["Feedback comments"]
+    assert "written:think_answers 0" not in moodle[1]["Feedback comments"]
     with open(out / "lms_unmatched.csv") as handle:
         unmatched = {(r["lms"], r["student_id"]) for r in csv.DictReader(handle)}
     assert ("Canvas", "1011") in unmatched and ("Canvas", "alternatives") in unmatched
