@@ -196,6 +196,17 @@ def _weigh(sds_weight, kind):
     return lambda sd: (lambda t: sds_weight(sd.alphas[t], kind).float())
 
 
+def _predictions_over_t(sd, text_embeddings, picture, config, grid):
+    """`picture`'s latents noised with one fixed eps (seed config.seed + 1) at each t of
+    `grid`: yields (t, latents, eps, uncond, cond). Call it under torch.no_grad()."""
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    latents = latents_of(sd, picture.to(sd.device), config.as_latent)
+    eps = torch.randn(latents.shape, generator=generator).to(latents)
+    for value in grid:
+        t = torch.tensor([value], device=sd.device)
+        yield (t, latents, eps, *predict_noise(sd, text_embeddings, latents, t, eps))
+
+
 def gradient_parts(sd, text_embeddings, picture, sds_weight, config, grid, oracle=True):
     """For each kind and each t of `grid`: the RMS size of the SDS gradient at `picture`.
 
@@ -204,13 +215,9 @@ def gradient_parts(sd, text_embeddings, picture, sds_weight, config, grid, oracl
     the rest (`noise`). The real model allows no such split: `signal` is the whole gradient."""
     signal = {kind: [] for kind in KINDS}
     noise_part = {kind: [] for kind in KINDS}
-    generator = torch.Generator().manual_seed(config.seed + 1)
     with torch.no_grad():
-        latents = latents_of(sd, picture.to(sd.device), config.as_latent)
-        eps = torch.randn(latents.shape, generator=generator).to(latents)
-        for value in grid:
-            t = torch.tensor([value], device=sd.device)
-            uncond, cond = predict_noise(sd, text_embeddings, latents, t, eps)
+        for t, latents, eps, uncond, cond in _predictions_over_t(sd, text_embeddings, picture,
+                                                                 config, grid):
             guided = uncond + config.guidance_scale * (cond - uncond)
             if oracle:
                 mean_u, mean_c = predict_noise(sd, text_embeddings, latents, t, 0 * eps)
@@ -319,13 +326,8 @@ class GuidanceResult:
 def _terms(sd, embeddings, picture, config, grid):
     """The sizes of SDS's two terms at `picture`: w (eps_u - eps) and w (eps_c - eps_u)."""
     generative, classifier = [], []
-    generator = torch.Generator().manual_seed(config.seed + 1)
     with torch.no_grad():
-        latents = latents_of(sd, picture.to(sd.device), config.as_latent)
-        eps = torch.randn(latents.shape, generator=generator).to(latents)
-        for value in grid:
-            t = torch.tensor([value], device=sd.device)
-            uncond, cond = predict_noise(sd, embeddings, latents, t, eps)
+        for t, _, eps, uncond, cond in _predictions_over_t(sd, embeddings, picture, config, grid):
             w = dreamfusion_weight(sd, t)
             generative.append(float(sd.sds_gradient(uncond, eps.float(), w).pow(2).mean().sqrt()))
             classifier.append(float(sd.sds_gradient(cond, uncond, w).pow(2).mean().sqrt()))
