@@ -15,7 +15,8 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
   fast        the step on the fast path (sdskit/fast.py: the U-Net, the VAE encoder forward and
               backward, and the NeRF render replayed as CUDA graphs): it/s, ratio to the floor,
               peak memory, the seconds its recording took, and the loss and the gradient on
-              pred_rgb against eager (same t and noise)
+              pred_rgb against eager (same t and noise); then its compiled tier (fast_compile:
+              the U-Net through torch.compile), its compile time and it/s
   final cell  in a fresh process per mode (default, and vram_O=True: VAE slicing, VAE gradient
               checkpointing, sequential CPU offload): the final cell's path, run() with the
               export, printing the loop's peak and the export's peak allocated memory; then the
@@ -23,11 +24,10 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
               (torch.cuda.set_per_process_memory_fraction), to show that it completes
   walls       the final cell end to end (loading the model, recording or compiling, the steps,
               the export) in a fresh process per path, eager and the default (the fast path on
-              a large GPU), at 400 and 2,000 steps (--wall-steps), and fast_compile at the longest
-              (torch's caches warm from the compiled rows): wall, steady it/s, ready time.
-              On an H200 these take about 8 minutes, the compiled rows about 2 more: a run
-              within a 10-minute limit needs --no-final-cell and, say, --wall-steps 400,2000
-              --no-compiled (or the walls alone in a second run)
+              a large GPU; with an empty Triton cache, as on a machine's first run), at 400 and
+              2,000 steps (--wall-steps): wall, steady it/s, ready time. On an H200 these take
+              about 6 minutes: a run within a 10-minute limit needs --no-final-cell (the memory
+              rows in a second run, --final-cell)
   --explore graphs  each heavy part (U-Net forward, VAE encoder forward+backward, NeRF render
               +backward) eager, as a CUDA graph of its eager kernels, and compiled (regional or
               whole, torch.compile's default mode) inside a CUDA graph: seconds until ready, ms
@@ -37,6 +37,8 @@ weights: nothing is downloaded, and timings do not depend on weights. For each m
 """
 
 import argparse
+import contextlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -222,12 +224,14 @@ def final_cell_runs(folder, steps):
 CAP_MARGIN_GIB = 0.25  # the cap: the loop's peak allocated memory + this (or its peak reserved)
 
 
-def _final_cell_process(folder, steps, vram_o, cap, path="default"):
+def _final_cell_process(folder, steps, vram_o, cap, path="default", cold=False):
     command = [sys.executable, __file__, "--final-cell-only", str(folder), "--steps", str(steps),
                "--path", path]
     command += ["--vram-o"] if vram_o else []
     command += ["--cap", str(cap)] if cap else []
-    done = subprocess.run(command, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, **({"TRITON_CACHE_DIR": cache} if cold else {}))
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("FINAL")]
     if not lines:
         print(f"final cell ({'vram_O' if vram_o else path}, cap {cap}) failed: "
@@ -236,6 +240,9 @@ def _final_cell_process(folder, steps, vram_o, cap, path="default"):
     for line in done.stdout.splitlines():  # what the final cell itself printed, and the figures
         if not line.startswith(("FINAL", "WALL")) and line.strip():
             print(f"    | {line}", flush=True)
+    noise = [line for line in done.stderr.splitlines() if line.strip()]
+    print(f"    stderr: {len(noise)} lines" + "".join(f"\n    stderr| {line}" for line in noise[:12]),
+          flush=True)
     print(lines[-1], flush=True)
     loop, export, reserved = (float(x) for x in lines[-1].split("|")[1:4])
     walls = [line for line in done.stdout.splitlines() if line.startswith("WALL")]
@@ -310,15 +317,14 @@ def final_cell_only(folder, steps, vram_o, cap, path="default"):
           f"{(peaks['export'] - peaks['before']) * 2 ** 30 / peaks['samples']:.0f} B each); wrote {', '.join(files)}", flush=True)
 
 
-def final_cell_walls(folder, steps_list, card, compiled=True):
+def final_cell_walls(folder, steps_list, card):
     """The final cell end to end, eager and the default path, each in a fresh process (so that
-    the default path pays for its recording): one table."""
+    the default path pays for its recording), the default with an empty Triton cache (so that it
+    pays for compiling the kit's group-norm kernels too, as on a machine's first run): one table."""
     rows = []
     for steps in steps_list:
-        # the compiled tier at the longest run only; torch's compile caches are warm from fast_step
-        paths = ("eager", "default") + (("compiled",) if compiled and steps == max(steps_list) else ())
-        for path in paths:
-            done = _final_cell_process(folder, steps, False, None, path)
+        for path in ("eager", "default"):
+            done = _final_cell_process(folder, steps, False, None, path, cold=path == "default")
             if done and done["wall"]:
                 rows.append(done["wall"])
     print(f"\nFINAL CELL END TO END on {card} (SD 2.1-base architecture, random weights, fp16; "
@@ -395,7 +401,7 @@ def fast_step(sd, device, steps, cfg, eager_step, floor, compiled=True):
         before = dict(fast.seconds)
         start = time.perf_counter()
         F.enable(sd, compile=True)
-        loss3, grad3 = check_fast_matches_eager(sd, device)  # compiles and records U-Net and VAE
+        loss3, grad3 = check_fast_matches_eager(sd, device)  # compiles and records the U-Net
         compile_s = time.perf_counter() - start
         warm_up_fast(sd, device, cfg)
         loss4, grad4 = check_fast_matches_eager(sd, device)
@@ -403,13 +409,14 @@ def fast_step(sd, device, steps, cfg, eager_step, floor, compiled=True):
               f"{rel_err(loss4, loss0):.2e}, gradient on pred_rgb rel. err. {rel_err(grad4, grad0):.2e}",
               flush=True)
         c, p = step_time(sd, device, steps, replace(cfg, fast=True, fast_compile=True), warm=False)
-        print(f"STEP fast_compile: {c * 1e3:.1f} ms = {1 / c:.2f} it/s; peak {p:.2f} GiB; compile and "
-              f"record U-Net + VAE {compile_s:.1f} s (U-Net {fast.seconds['U-Net'] - before['U-Net']:.1f} s, "
-              f"VAE encoder {fast.seconds['VAE encoder'] - before['VAE encoder']:.1f} s)", flush=True)
+        print(f"STEP fast_compile: {c * 1e3:.1f} ms = {1 / c:.2f} it/s; peak {p:.2f} GiB; compiling and "
+              f"recording the U-Net {fast.seconds['U-Net'] - before['U-Net']:.1f} s ({compile_s:.1f} s "
+              f"with the first step); graphs of the kit's kernels {s * 1e3:.1f} ms", flush=True)
     return s
 
 
-DEFAULT_CHOICES = dict(UNET_CHANNELS_LAST=F.UNET_CHANNELS_LAST, VAE_MATH_ATTENTION=F.VAE_MATH_ATTENTION)
+DEFAULT_CHOICES = dict(UNET_CHANNELS_LAST=F.UNET_CHANNELS_LAST, VAE_ATTENTION=F.VAE_ATTENTION,
+                       VAE_CHANNELS_LAST=F.VAE_CHANNELS_LAST, KIT_GROUP_NORM=F.KIT_GROUP_NORM)
 
 
 def explore(sd, device, cfg, repeats, rerun=False, only=None):
@@ -515,41 +522,46 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
 
     ref_u, ref_v = unet(), vae()
     U = "U-Net fwd (batch 2, 64x64)"
-    plain = dict(UNET_CHANNELS_LAST=False)
+    torch_norm = dict(KIT_GROUP_NORM=())  # torch's group norm in the recorded kernels
+    plain = dict(torch_norm, UNET_CHANNELS_LAST=False)
     rows = [
         (U, "eager", {}),
         (U, "eager, channels_last", dict(prepare=layout(sd.unet, cl))),
         (U, "CUDA graph of eager", dict(prepare=graphed(0, **plain))),
-        (U, "CUDA graph of eager, channels_last", dict(prepare=graphed(0))),
+        (U, "CUDA graph of eager, channels_last", dict(prepare=graphed(0, **torch_norm))),
+        (U, "CUDA graph, channels_last, kit group norm", dict(prepare=graphed(0))),
         (U, "regional compile + CUDA graph", dict(prepare=graphed(0, before=lambda: regional(
             sd.unet, ("BasicTransformerBlock",)), **plain))),
         (U, "whole compile + CUDA graph", dict(prepare=graphed(0, whole, **plain))),
-        (U, "whole compile + CUDA graph, channels_last", dict(prepare=graphed(0, whole))),
     ]
     for part, label, kw in rows:
         if want(label):
             variant(part, label, unet, ref_u, **kw, cleanup=restore_unet)
     V = "VAE enc fwd+bwd (512x512)"
-    fused = dict(VAE_MATH_ATTENTION=False)  # torch's choice of attention kernel
+    # torch's choice of attention kernel, torch's group norm, channels-first weights
+    fused = dict(VAE_ATTENTION="fused", VAE_CHANNELS_LAST=False, KIT_GROUP_NORM=())
+    math, products = dict(fused, VAE_ATTENTION="math"), dict(fused, VAE_ATTENTION="products")
+    kit = dict(VAE_CHANNELS_LAST=False)  # the kit's group norm, channels first
     rows = [
         (V, "eager", {}),
         (V, "CUDA graph of eager", dict(prepare=graphed(1, **fused))),
-        (V, "CUDA graph of eager, math attention", dict(prepare=graphed(1))),
+        (V, "CUDA graph of eager, math attention", dict(prepare=graphed(1, **math))),
+        (V, "CUDA graph of eager, attention as products", dict(prepare=graphed(1, **products))),
         (V, "CUDA graph of eager, channels_last", dict(prepare=graphed(
-            1, before=layout(sd.vae.encoder, cl), **fused))),
-        (V, "CUDA graph of eager, cudnn.benchmark", dict(prepare=graphed(
-            1, before=lambda: setattr(torch.backends.cudnn, "benchmark", True), **fused))),
+            1, **dict(products, VAE_CHANNELS_LAST=True)))),
+        (V, "CUDA graph, kit group norm", dict(prepare=graphed(1, **kit))),
+        (V, "CUDA graph, kit group norm, math attention", dict(prepare=graphed(
+            1, **dict(kit, VAE_ATTENTION="math")))),
+        (V, "CUDA graph, channels_last, kit group norm", dict(prepare=graphed(1))),
         (V, "regional compile (resnets) + CUDA graph", dict(prepare=graphed(1, before=lambda: regional(
             sd.vae.encoder, ("ResnetBlock2D",)), **fused))),
-        (V, "regional compile + CUDA graph, math attention", dict(prepare=graphed(
-            1, before=lambda: regional(sd.vae.encoder, ("ResnetBlock2D",))))),
         (V, "whole compile + CUDA graph", dict(prepare=graphed(1, whole, **fused))),
-        (V, "whole compile + CUDA graph, math attention", dict(prepare=graphed(1, whole))),
+        (V, "whole compile + CUDA graph, attention as products", dict(prepare=graphed(
+            1, whole, **products))),
     ]
     for part, label, kw in rows:
         if want(label):
-            variant(part, label, vae, ref_v, **kw, cleanup=lambda state: (
-                restore_vae(state), setattr(torch.backends.cudnn, "benchmark", False)))
+            variant(part, label, vae, ref_v, **kw, cleanup=lambda state: restore_vae(state))
     for shading in ("albedo", "lambertian"):
         R = f"NeRF render+bwd ({shading})"
         ref_n = nerf(shading, None)()
@@ -568,14 +580,30 @@ def explore(sd, device, cfg, repeats, rerun=False, only=None):
                 call = nerf(shading, None) if compiled is None else (
                     lambda: nerf(shading, renderers["r"])())
                 variant(R, label, call, ref_n, **({} if compiled is None else dict(prepare=renderer(compiled))))
-    if not rerun and device.type == "cuda":  # where the eager VAE's time goes
+    if not rerun and device.type == "cuda":  # where the eager VAE's time goes, then the kit's
         from torch.profiler import ProfilerActivity, profile
-        vae()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            vae()
-            sync(device)
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12,
-                                        max_name_column_width=60), flush=True)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        for label in ("torch's kernels", "the fast path's choices (channels_last, kit group norm, "
+                                         f"attention: {F.VAE_ATTENTION})"):
+            kit = label != "torch's kernels"
+            part = F.GraphedEncoder(None, sd.vae.encoder)
+            if kit:
+                sd.vae.encoder.to(memory_format=cl)
+            try:
+                with sdpa_kernel([SDPBackend.MATH]) if kit and F.VAE_ATTENTION == "math" else \
+                        contextlib.nullcontext():
+                    def profiled():
+                        vae()
+                        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                            vae()
+                            sync(device)
+                        return prof
+                    prof = part.recording(profiled) if kit else profiled()
+            finally:
+                sd.vae.encoder.to(memory_format=contiguous)
+            print(f"PROFILE eager VAE encoder fwd+bwd, {label}:", flush=True)
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14,
+                                            max_name_column_width=60), flush=True)
 
 
 def explore_rerun(folder, repeats, only=None):
@@ -636,7 +664,7 @@ def benchmark(name, sd, device, steps, repeats, model_folder=None, fast=True, sm
             print(f"fast path failed: {type(error).__name__}: {str(error)[:600]}", flush=True)
         F.disable(sd)
     if model_folder and wall_steps:
-        final_cell_walls(model_folder, wall_steps, card, compiled)
+        final_cell_walls(model_folder, wall_steps, card)
     if model_folder and memory_rows:
         final_cell_runs(model_folder, final_steps)
     print(f"\nSUMMARY {name}, {card}: floor {1 / floor:.2f} it/s ({floor * 1e3:.1f} ms); "

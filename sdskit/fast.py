@@ -6,9 +6,12 @@ render with its backward. Run eagerly, each is hundreds of small kernels, launch
 from Python; on a fast GPU the launches, not the arithmetic, set the pace. A CUDA graph records
 a part's kernels once and then replays all of them with one launch: `torch.cuda.CUDAGraph` for
 the U-Net's forward, `torch.cuda.make_graphed_callables` for the two parts whose backward runs
-too. The kernels are the eager ones, so the results are the eager results, and recording takes
-under a second, where compiling the same parts with `torch.compile` takes a minute or more (the
-figures: MEASURED below).
+too. While a part is recorded, three of its choices change (each measured, MEASURED below): the
+weights in channels_last, the group norms through the kit's own kernels (sdskit/group_norm.py:
+Triton, compiled in seconds the first time on a machine), and the VAE encoder's attention as
+plain matrix products. So the results agree with eager within fp16 rounding, and the fast path
+is ready in about ten seconds, where compiling the same parts with `torch.compile` takes a
+minute or more.
 
     fast = enable(sd)            # sd.unet and sd.vae.encoder now replay graphs (in place)
     renderer = fast.renderer()   # nerf.render_rays as graphs, for one run's NeRF
@@ -31,6 +34,7 @@ import time
 
 import torch
 
+from sdskit import group_norm
 from sdskit import nerf as N
 from sdskit.i18n import tr
 
@@ -38,43 +42,61 @@ from sdskit.i18n import tr
 # SD 2.1-base architecture with random weights, fp16, torch 2.11. "ready": seconds from a part's
 # first call to its first replay, compiling included; "warm": the same in a second process, with
 # torch's compile caches filled by the first. Median ms per call; difference from eager: largest
-# absolute (relative to the norm).
+# absolute (relative to the norm). Earlier rows (2026-12-01) and this session's (2026-12-02)
+# were run on the same kind of machine; the eager rows agree within 1 ms.
 #   U-Net forward, batch 2, 64x64:  eager 27.2 ms
-#     CUDA graph of eager                  ready  0.1 s   11.4 ms   0 (the same kernels)
-#     CUDA graph, channels_last (taken)    ready  0.2 s    9.8 ms   2.4e-3 (1.3e-3)
-#     regional compile + CUDA graph        ready 11.6 s   10.8 ms   2.9e-3 (1.3e-3); warm 3.0 s
-#     whole compile + CUDA graph           ready 46.6 s    6.9 ms   2.9e-3 (1.5e-3); warm 8.1 s
-#   VAE encoder forward + backward, 512x512:  eager 23.9 ms (eager twice differs by 3.4e-3:
-#     the attention kernel's backward adds with atomics; it took 5.8 ms of the 23)
-#     CUDA graph of eager                  ready  0.1 s   23.2 ms   3.8e-3 (1.6e-3)
-#     CUDA graph, math attention (taken)   ready  0.2 s   19.5 ms   3.9e-3 (1.7e-3)
-#     CUDA graph, channels_last            ready  0.2 s   30.8 ms   7.8e-3 (3.3e-3)
-#     regional compile (resnets) + graph   ready 31.0 s   16.1 ms   1.0e-2 (4.4e-3); warm 1.2 s
-#     whole compile + CUDA graph           ready 20.9 s   16.1 ms   1.0e-2 (4.3e-3); warm 3.0 s
+#     CUDA graph of eager                     ready  0.1 s   11.4 ms   0 (the same kernels)
+#     CUDA graph, channels_last               ready  0.2 s    9.8 ms   2.4e-3 (1.3e-3)
+#     ... and the kit's group norm (taken)    ready  0.2 s    8.4 ms   2.9e-3 (1.5e-3); 5 s the
+#                                                                      first time (Triton compiles)
+#     regional compile + CUDA graph           ready 11.6 s   10.8 ms   2.9e-3 (1.3e-3); warm 3.0 s
+#     whole compile + CUDA graph              ready 46.6 s    6.9 ms   2.9e-3 (1.5e-3); warm 8.1 s
+#   VAE encoder forward + backward, 512x512:  eager 23.9 ms. Its profile: torch's group norm
+#     statistics 5.2 ms (22 calls), the attention's backward 5.8 ms, layout copies 2.6 ms
+#     CUDA graph of eager                     ready  0.1 s   23.3 ms   3.9e-3 (1.6e-3)
+#     CUDA graph, math attention              ready  0.3 s   19.8 ms   3.9e-3 (1.7e-3)
+#     CUDA graph, attention as products       ready  0.1 s   17.8 ms   4.2e-3 (1.8e-3)
+#     CUDA graph, channels_last               ready  0.2 s   25.3 ms   6.8e-3 (3.3e-3)
+#     CUDA graph, kit group norm (products)   ready  0.8 s   12.4 ms   1.1e-2 (4.4e-3)
+#     ... and channels_last (taken)           ready  0.2 s    9.6 ms   1.0e-2 (4.5e-3); 5 s the
+#                                                                      first time (Triton compiles)
+#     regional compile (resnets) + graph      ready 31.0 s   16.1 ms   1.0e-2 (4.4e-3); warm 1.2 s
+#     whole compile + CUDA graph              ready 20.9 s   16.1 ms   1.0e-2 (4.3e-3); warm 3.0 s
+#   (The kit's group norm with the SiLU after it in the same kernels was measured too: 8.2 ms
+#   for the U-Net, 10.7 for the VAE encoder; not worth its code.)
 #   The whole loop (render 64x64, train_step, backward, Adam), steady state:
 #     eager                         15.0 it/s (66.5 ms); peak 4.14 GiB allocated, 4.37 reserved
-#     fast path (the graphs above)  28.6 it/s (35.0 ms); ready after 0.8 s in all (U-Net and VAE
-#                                   0.3 s, each NeRF shading 0.1-0.2 s); peak 4.27 GiB allocated,
-#                                   11.1 reserved (the graphs' own memory pools)
-#     compiled (FastPath.compile)   42.0 it/s (23.8 ms); ready after 99 s the first time on the
-#                                   machine (U-Net 58 s, VAE encoder 36 s)
+#     fast path (the graphs above)  42.6 it/s (23.5 ms); ready after 10.4 s the first time on a
+#                                   machine (Triton compiling the group norm's kernels: U-Net
+#                                   5.0 s, VAE encoder 4.8 s, NeRF render 0.6 s), 0.8 s after;
+#                                   peak 4.27 GiB allocated, 11.1 reserved (the graphs' pools)
+#     compiled (FastPath.compile)   47.1 it/s (21.3 ms); the U-Net compiled: 55 s the first time
 #   One train_step at a fixed t and noise, against eager (relative error of the loss, of the
-#   gradient on pred_rgb): graphs 6.1e-4, 9.3e-3; compiled 4.3e-5, 1.0e-2; what fp16 rounding
-#   alone moves (the same eager step with channels_last kernels) 2.9e-4, 9.9e-3; eager twice 0,
-#   1.5e-3.
-#   The final cell end to end in a fresh process (loading, recording, steps, export): 400 steps
-#   eager 46 s, fast path 37 s; 2,000 steps eager 162 s, fast path 88 s.
-# So the graphs of eager kernels pay from the first steps; compiling pays only for long runs:
-# its extra 99 s against 11 ms a step saved is about 9,000 steps (about 1,000 once torch's
-# caches are warm), which is what TextTo3DConfig.fast_compile_steps says.
+#   gradient on pred_rgb): fast path 8.4e-6, 1.06e-2; compiled 1.1e-4, 1.06e-2; what fp16
+#   rounding alone moves (the same eager step with channels_last kernels) 2.9e-4, 9.8e-3; eager
+#   twice 0, 1.5e-3.
+#   The final cell end to end in fresh processes, side by side (loading, recording with an empty
+#   Triton cache, steps, export): 400 steps eager 41.2 s, fast path 36.0 s; 2,000 steps eager
+#   152.9 s, fast path 73.2 s.
+# So the fast path pays from the first few hundred steps, and compiling the U-Net pays only for
+# long runs: its 55 s against 2.2 ms a step saved is about 25,000 steps, which is what
+# TextTo3DConfig.fast_compile_steps says.
 
-# Two choices beside the graphs, both measured there:
+# The choices beside the graphs, each measured there:
 # the U-Net's weights in channels_last: its cuDNN convolutions then need no layout conversions
 UNET_CHANNELS_LAST = True
-# the VAE encoder's attention (4096 positions x 512 channels, one head) through plain matrix
-# products (torch's "math" attention): the fused kernels take head sizes up to 256 only, and the
-# general one they fall back to spent a quarter of the encoder's time in its backward
-VAE_MATH_ATTENTION = True
+# the VAE encoder's attention (4096 positions x 512 channels, one head): torch's fused kernels
+# take head sizes up to 256 only, and the general one they fall back to spent a quarter of the
+# encoder's time in its backward. "products": diffusers' AttnProcessor, fp16 matrix products with
+# the softmax in fp32 (the VAE's upcast_softmax); "math": torch's math attention, which computes
+# in fp32 throughout; "fused": torch's choice
+VAE_ATTENTION = "products"
+# the VAE encoder's weights in channels_last too (worth it only with the kit's group norm: torch's
+# works on channels-first tensors, and copies the others there and back)
+VAE_CHANNELS_LAST = True
+# the parts whose recorded kernels normalise with sdskit.group_norm instead of torch's group norm,
+# whose one block per (sample, group) leaves most of a large GPU idle at batch one
+KIT_GROUP_NORM = ("U-Net", "VAE encoder")
 
 ATTRIBUTE = "_sdskit_fast"  # where enable() keeps its FastPath on the StableDiffusion
 
@@ -129,14 +151,17 @@ class FastPath:
     compiled = False
 
     def compile(self):
-        """Record the kernels of torch.compile (the whole U-Net and the whole VAE encoder, its
-        default mode) instead of the eager ones: faster steps, after a compilation that takes
-        about a minute the first time on a machine and seconds once torch's caches hold it
-        (MEASURED). The compilation happens at each part's next call; if it fails, the fast path
+        """Record the kernels of torch.compile for the U-Net (the whole model, its default mode)
+        instead of the eager ones: a faster step, after a compilation that takes most of a
+        minute the first time on a machine and seconds once torch's caches hold it (MEASURED).
+        The VAE encoder stays as it is: compiled, it was slower than its graph of the kit's
+        kernels. The compilation happens at the U-Net's next call; if it fails, the fast path
         says so and the step runs eagerly, as for any failed recording."""
         for part in self.parts:
-            part.forward_fn = torch.compile(type(part.module).forward, dynamic=False)
-            part.graphs.clear()
+            if part.name == "U-Net":
+                part.forward_fn = torch.compile(type(part.module).forward, dynamic=False)
+                part.compiled = True
+                part.graphs.clear()
         self.compiled = True
 
     def renderer(self):
@@ -204,19 +229,37 @@ class _Part:
     def __init__(self, fast, module):
         self.fast, self.module, self.graphs = fast, module, {}
         self.forward_fn = type(module).forward  # what is recorded (FastPath.compile: compiled)
+        self.compiled = False
         params = list(module.parameters())
         self._params = (params[0], params[-1]) if params else ()
 
+    channels_last = False  # whether the module's weights are kept in channels_last
+
     def install(self):
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
         self.module.forward = self
 
     def uninstall(self):
         if self.module.__dict__.get("forward") is self:
             del self.module.forward
+            if self.channels_last:
+                self.module.to(memory_format=torch.contiguous_format)
         self.graphs.clear()
 
     def eager(self, *args, **kwargs):
         return self.forward_fn(self.module, *args, **kwargs)
+
+    def recording(self, make):
+        """make(), with the kit's group norm in the module while its kernels are recorded
+        (KIT_GROUP_NORM): the graph keeps those kernels, and eager calls stay torch's."""
+        if self.name not in KIT_GROUP_NORM or self.compiled:  # compiled: Inductor's own kernels
+            return make()
+        group_norm.install(self.module)
+        try:
+            return make()
+        finally:
+            group_norm.remove(self.module)
 
     def weights(self):  # where the weights are now: a graph recorded elsewhere is stale
         return tuple(p.data_ptr() for p in self._params)
@@ -228,7 +271,7 @@ class _Part:
             weights = self.weights()
             if any(k[0] != weights for k in self.graphs):  # the weights moved: start over
                 self.graphs.clear()
-            entry = self.fast.record(self.name, make)
+            entry = self.fast.record(self.name, lambda: self.recording(make))
             if entry is not None and self.fast.failed is None:
                 self.graphs[key] = entry
         return entry if self.fast.failed is None else None
@@ -244,15 +287,9 @@ class GraphedUNet(_Part):
 
     name = "U-Net"
 
-    def install(self):
-        if UNET_CHANNELS_LAST:
-            self.module.to(memory_format=torch.channels_last)
-        super().install()
-
-    def uninstall(self):
-        if UNET_CHANNELS_LAST:
-            self.module.to(memory_format=torch.contiguous_format)
-        super().uninstall()
+    @property
+    def channels_last(self):
+        return UNET_CHANNELS_LAST
 
     def __call__(self, sample, timestep, encoder_hidden_states=None, *args, **kwargs):
         inputs = (sample, timestep, encoder_hidden_states)
@@ -292,6 +329,10 @@ class GraphedEncoder(_Part):
 
     name = "VAE encoder"
 
+    @property
+    def channels_last(self):
+        return VAE_CHANNELS_LAST
+
     def __call__(self, x, *args, **kwargs):
         if (self.fast.failed is not None or args or kwargs or not isinstance(x, torch.Tensor)
                 or not (torch.is_grad_enabled() and x.requires_grad) or _autocast_on()
@@ -302,11 +343,25 @@ class GraphedEncoder(_Part):
         return self.eager(x) if graphed is None else graphed(x)
 
     def recorded(self, x):
-        if not VAE_MATH_ATTENTION:
+        if VAE_ATTENTION != "math":
             return self.eager(x)
         from torch.nn.attention import SDPBackend, sdpa_kernel
         with sdpa_kernel([SDPBackend.MATH]):
             return self.eager(x)
+
+    def recording(self, make):
+        if VAE_ATTENTION != "products":
+            return super().recording(make)
+        from diffusers.models.attention_processor import Attention, AttnProcessor
+        attentions = [m for m in self.module.modules() if isinstance(m, Attention)]
+        before = [m.processor for m in attentions]
+        for m in attentions:
+            m.processor = AttnProcessor()
+        try:
+            return super().recording(make)
+        finally:
+            for m, processor in zip(attentions, before):
+                m.processor = processor
 
 
 class GraphedRenderer:

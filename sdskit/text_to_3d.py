@@ -16,13 +16,14 @@ Why the defaults take about ten minutes on a free Colab T4 (SD 2.1-base, fp16): 
 T4_ESTIMATE below, and scripts/benchmark_sds_step.py, which measures the step.
 
 The fast path (TextTo3DConfig.fast, sdskit/fast.py): the U-Net, the VAE encoder (forward and
-backward) and the NeRF render replayed as CUDA graphs of their eager kernels: the same results,
-ready in under a second. On an NVIDIA H200 (SD 2.1-base architecture, random weights, fp16) the
-loop runs 28.6 it/s against 15.0 eager, and the final cell (loading, steps, export) takes 37 s
-against 46 for the default 400 steps, 88 s against 162 for 2,000. run() takes it by default on
+backward) and the NeRF render replayed as CUDA graphs, with the kit's group-norm kernels
+(sdskit/group_norm.py): the same results within fp16 rounding, ready in about ten seconds the
+first time on a machine. On an NVIDIA H200 (SD 2.1-base architecture, random weights, fp16) the
+loop runs 42.6 it/s against 15.0 eager, and the final cell (loading, steps, export) takes 36 s
+against 41 for the default 400 steps, 73 s against 153 for 2,000. run() takes it by default on
 a large GPU (fast_min_capability); on smaller GPUs, with vram_O, or on a CPU, the step stays
-eager. For very long runs, fast_compile records torch.compile's kernels instead (42 it/s after
-99 s of compiling).
+eager. For very long runs, fast_compile also compiles the U-Net (47 it/s after 55 s of
+compiling).
 
 The export (turntable, views, mesh) renders and queries the field in pieces sized by the free
 GPU memory and the loop's own peak (export_samples), so it needs no more memory than the loop.
@@ -44,7 +45,7 @@ from sdskit.i18n import N_, tr
 # How the defaults were sized (steps=400 at 64 x 64, 64 samples per ray, batch 1, fp16):
 #   scripts/benchmark_sds_step.py on an NVIDIA H200 (SD 2.1-base architecture, random weights,
 #   fp16) measured the kit's full step at 67 ms eager (15.0 it/s); the fast path, which a T4
-#   (compute capability 7.5) does not get, at 35 ms. NVIDIA's datasheets give a T4 about a
+#   (compute capability 7.5) does not get, at 23.5 ms. NVIDIA's datasheets give a T4 about a
 #   fifteenth of an H200's fp16 tensor throughput and memory bandwidth (65 vs 989 TFLOPS,
 #   320 GB/s vs 4.8 TB/s), so a T4 step ~ 67 ms x 15 ~ 1 s, and 400 steps ~ 7 minutes, plus
 #   1-2 minutes for loading and the final renders: under ten. This is an estimate, not a T4
@@ -69,11 +70,11 @@ class TextTo3DConfig:
     # the whole model on it); True: on any GPU; False: never.
     fast: bool | None = None
     fast_min_capability: tuple = (9, 0)  # Hopper and newer: where it was measured (see fast_path)
-    # graphs of torch.compile's kernels instead of the eager ones (sdskit.fast.FastPath.compile):
-    # 42 it/s against 29 on an H200, after 99 s of compiling the first time on a machine. None:
-    # for runs of at least fast_compile_steps steps, where that pays for itself (sdskit.fast).
+    # the U-Net's graph of torch.compile's kernels instead (sdskit.fast.FastPath.compile): 47 it/s
+    # against 43 on an H200, after 55 s of compiling the first time on a machine. None: for runs
+    # of at least fast_compile_steps steps, where that pays for itself (sdskit.fast's MEASURED).
     fast_compile: bool | None = None
-    fast_compile_steps: int = 9000
+    fast_compile_steps: int = 25000
 
     # --- what is rendered each step ---
     height: int = 64              # render size; train_step upsamples to 512 for the VAE

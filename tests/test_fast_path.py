@@ -67,6 +67,11 @@ def test_a_failed_recording_inside_train_step_falls_back_there(sd, monkeypatch, 
     loss = sd.train_step(emb, pred, noise=noise)
     said = capsys.readouterr().out
     assert said.count("fast path") == 1 and "VAE encoder" in said, said
+    # what the recording changed is back: torch's group norms, diffusers' attention, the layout
+    assert not any("forward" in m.__dict__ for m in sd.vae.encoder.modules()
+                   if isinstance(m, torch.nn.GroupNorm))
+    assert {type(p).__name__ for p in sd.vae.attn_processors.values()} == {"AttnProcessor2_0"}
+    assert all(p.is_contiguous() for p in sd.vae.encoder.parameters())
     F.disable(sd)
     torch.manual_seed(2)
     assert torch.equal(loss, sd.train_step(emb, pred, noise=noise))
