@@ -2,14 +2,15 @@
 at batch one, in either memory layout.
 
 torch's CUDA kernel gives each (sample, group) pair one block of threads for its sums. The VAE
-encoder normalises one 512 x 512 picture in 32 groups: 32 blocks, each summing up to eight
-million numbers, on a GPU of 132 multiprocessors. In the fast path's profile its statistics took
+encoder normalises one 512 x 512 picture in 32 groups: 32 blocks, each summing a million
+numbers, on a GPU of 132 multiprocessors. In the fast path's profile its statistics took
 5.2 ms of the encoder's 23 (22 calls; sdskit.fast's MEASURED), and it works on channels-first
 tensors only, so a channels_last model pays two layout copies a call. Here every sum is split
 over many blocks, and the rest is elementwise, in the input's own layout. For x (N, C, P
 positions), groups g of C/G channels, M = P C/G values a group:
 
-    forward    per n and c, shifted by the channel's first value k_c (so that no sum cancels):
+    forward    per n and c, shifted by the channel's first value k_c (so that the variance is not
+               the small difference of two large sums when the mean is far from zero):
                  S1 = sum_p (x - k_c),  S2 = sum_p (x - k_c)^2            (fp32)
                mean_c = k_c + S1 / P,  M2_c = S2 - S1^2 / P; per group (the parallel-variance
                combination): mean_g = the mean of mean_c, M2_g = sum_c M2_c + P sum_c (mean_c - mean_g)^2,
