@@ -211,6 +211,10 @@ def run(sd, prompt, steps=None, config=None, device=None, preview=None, before_s
     ray_renderer = fast.renderer() if fast else None
     if cfg.fast and device.type != "cuda":
         notes.append(tr("fast=True needs a GPU: ran the plain (eager) step."))
+    if fast is not None and fast.failed is None and cfg.progress:  # why the bar waits at first
+        print(tr("The fast path is on: the first steps record the step as CUDA graphs (and, the "
+                 "first time on a machine, compile the kit's group-norm kernels), so they are "
+                 "slower than the rest."))
 
     # The text encoder is not needed again: its GPU memory is lent to the loop and the export.
     with _text_encoder_parked(sd):

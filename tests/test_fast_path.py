@@ -55,6 +55,16 @@ def test_a_failed_recording_says_so_in_one_line_and_the_run_goes_on_eagerly(sd, 
     assert "fast path" not in "".join(capsys.readouterr())
 
 
+def test_a_run_on_the_fast_path_says_why_its_first_steps_are_slow(sd, monkeypatch, capsys, tmp_path):
+    config = replace(SMALL, out_dir=str(tmp_path), as_latent=True, progress=True)
+    T.run(sd, "a hamburger", steps=1, config=replace(config, fast=False), device="cpu")
+    assert "first steps" not in "".join(capsys.readouterr())  # eager: nothing to say
+    monkeypatch.setattr(T, "_fast_path_for", lambda sd, *args: F.enable(sd))
+    T.run(sd, "a hamburger", steps=1, config=config, device="cpu")
+    said = capsys.readouterr().out
+    assert "The fast path is on: the first steps record the step as CUDA graphs" in said, said
+
+
 def test_a_failed_recording_inside_train_step_falls_back_there(sd, monkeypatch, capsys):
     """The VAE encoder and the U-Net are recorded inside the student's train_step: a failure
     there never reaches the student's code."""
