@@ -47,7 +47,7 @@ from sdskit.i18n import tr
 #   U-Net forward, batch 2, 64x64:  eager 27.2 ms
 #     CUDA graph of eager                     ready  0.1 s   11.4 ms   0 (the same kernels)
 #     CUDA graph, channels_last               ready  0.2 s    9.8 ms   2.4e-3 (1.3e-3)
-#     ... and the kit's group norm (taken)    ready  0.2 s    8.4 ms   2.9e-3 (1.5e-3); 5 s the
+#     ... and the kit's group norm (taken)    ready  0.2 s    8.6 ms   2.9e-3 (1.5e-3); 6.7 s the
 #                                                                      first time (Triton compiles)
 #     regional compile + CUDA graph           ready 11.6 s   10.8 ms   2.9e-3 (1.3e-3); warm 3.0 s
 #     whole compile + CUDA graph              ready 46.6 s    6.9 ms   2.9e-3 (1.5e-3); warm 8.1 s
@@ -58,7 +58,7 @@ from sdskit.i18n import tr
 #     CUDA graph, attention as products       ready  0.1 s   17.8 ms   4.2e-3 (1.8e-3)
 #     CUDA graph, channels_last               ready  0.2 s   25.3 ms   6.8e-3 (3.3e-3)
 #     CUDA graph, kit group norm (products)   ready  0.8 s   12.4 ms   1.1e-2 (4.4e-3)
-#     ... and channels_last (taken)           ready  0.2 s    9.6 ms   1.0e-2 (4.5e-3); 5 s the
+#     ... and channels_last (taken)           ready  0.2 s    9.6 ms   1.0e-2 (4.4e-3); 2-5 s the
 #                                                                      first time (Triton compiles)
 #     regional compile (resnets) + graph      ready 31.0 s   16.1 ms   1.0e-2 (4.4e-3); warm 1.2 s
 #     whole compile + CUDA graph              ready 20.9 s   16.1 ms   1.0e-2 (4.3e-3); warm 3.0 s
