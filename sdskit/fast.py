@@ -42,8 +42,9 @@ from sdskit.i18n import tr
 # SD 2.1-base architecture with random weights, fp16, torch 2.11. "ready": seconds from a part's
 # first call to its first replay, compiling included; "warm": the same in a second process, with
 # torch's compile caches filled by the first. Median ms per call; difference from eager: largest
-# absolute (relative to the norm). Earlier rows (2026-12-01) and this session's (2026-12-02)
-# were run on the same kind of machine; the eager rows agree within 1 ms.
+# absolute (relative to the norm). The compiled rows, the U-Net's eager row and the eager loop
+# were measured on 2026-12-01, the rest on 2026-12-02, on the same kind of machine (the rows
+# measured on both days agree within 1 ms).
 #   U-Net forward, batch 2, 64x64:  eager 27.2 ms
 #     CUDA graph of eager                     ready  0.1 s   11.4 ms   0 (the same kernels)
 #     CUDA graph, channels_last               ready  0.2 s    9.8 ms   2.4e-3 (1.3e-3)

@@ -202,7 +202,8 @@ class _TRITON:
         n, c, p = view.shape
         s1, s2, blocks_p = _TRITON._sums(view, None, None, groups)
         mean = torch.empty(n, groups, device=view.device, dtype=torch.float32)
-        rstd, a, k = torch.empty_like(mean), torch.empty(n, c, device=view.device), torch.empty(n, c, device=view.device)
+        rstd = torch.empty_like(mean)
+        a, k = (torch.empty(n, c, device=view.device, dtype=torch.float32) for _ in range(2))
         _forward_coefficients_kernel[(n, groups)](
             view, s1, s2, s1 if weight is None else weight, s1 if bias is None else bias,
             mean, rstd, a, k, c, p, groups, blocks_p, view.stride(0), view.stride(1), eps, c // groups,
@@ -214,7 +215,8 @@ class _TRITON:
     def backward_coefficients(dview, view, groups, weight, mean, rstd):
         n, c, p = view.shape
         t1, t2, blocks_p = _TRITON._sums(dview, view, mean, groups)
-        a, b, k, dw_n, db_n = (torch.empty(n, c, device=view.device) for _ in range(5))
+        a, b, k, dw_n, db_n = (torch.empty(n, c, device=view.device, dtype=torch.float32)
+                               for _ in range(5))
         _backward_coefficients_kernel[(n, groups)](
             t1, t2, t1 if weight is None else weight, mean, rstd, a, b, k, dw_n, db_n,
             c, groups, blocks_p, p * (c // groups), c // groups, HAS_W=weight is not None,
