@@ -98,6 +98,11 @@ def _flat(x):
         return x.contiguous().view(x.shape[0], x.shape[1], -1)
 
 
+def _same_layout(a, b):
+    """Whether a and b step through memory alike (a size-1 dimension's stride means nothing)."""
+    return all(sa == sb for sa, sb, size in zip(a.stride(), b.stride(), a.shape) if size > 1)
+
+
 class _GroupNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, groups, weight, bias, eps):
@@ -114,7 +119,7 @@ class _GroupNorm(torch.autograd.Function):
     def backward(ctx, dy):
         x, weight, mean, rstd = ctx.saved_tensors
         view, dview = _flat(x), _flat(dy)
-        if dview.stride() != view.stride():  # the same layout as x, for the elementwise kernels
+        if not _same_layout(dview, view):  # the same layout as x, for the elementwise kernels
             dview = torch.empty_like(view).copy_(dview)
         ops = _TRITON if use_triton(x) else _TORCH
         a, b, k, dw_n, db_n = ops.backward_coefficients(dview, view, ctx.groups, weight, mean, rstd)
@@ -267,11 +272,8 @@ if triton is not None:
         tl.store(s2_ptr + out, tl.sum(acc2, axis=0), mask=cmask)
 
     @triton.jit
-    def _forward_coefficients_kernel(x_ptr, s1_ptr, s2_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr,
-                                     a_ptr, k_ptr, C, P, G, blocks_p, sn, sc, eps, cpg,
-                                     HAS_W: tl.constexpr, HAS_B: tl.constexpr,
-                                     BLOCK_CG: tl.constexpr):
-        n, g = tl.program_id(0), tl.program_id(1)
+    def _group_sums(s1_ptr, s2_ptr, n, g, C, blocks_p, cpg, BLOCK_CG: tl.constexpr):
+        """Group g's channels of sample n, and their two sums added over the blocks along p."""
         j = tl.arange(0, BLOCK_CG)
         mask = j < cpg
         cs = g * cpg + j
@@ -280,6 +282,15 @@ if triton is not None:
         for i in range(blocks_p):
             t1 += tl.load(s1_ptr + (n * blocks_p + i) * C + cs, mask=mask, other=0.0)
             t2 += tl.load(s2_ptr + (n * blocks_p + i) * C + cs, mask=mask, other=0.0)
+        return cs, mask, t1, t2
+
+    @triton.jit
+    def _forward_coefficients_kernel(x_ptr, s1_ptr, s2_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr,
+                                     a_ptr, k_ptr, C, P, G, blocks_p, sn, sc, eps, cpg,
+                                     HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+                                     BLOCK_CG: tl.constexpr):
+        n, g = tl.program_id(0), tl.program_id(1)
+        cs, mask, t1, t2 = _group_sums(s1_ptr, s2_ptr, n, g, C, blocks_p, cpg, BLOCK_CG)
         shift = tl.load(x_ptr + n * sn + cs * sc, mask=mask, other=0.0).to(tl.float32)
         mean_c = shift + t1 / P
         m2_c = tl.maximum(t2 - t1 * t1 / P, 0.0)
@@ -304,14 +315,7 @@ if triton is not None:
                                       k_ptr, dw_ptr, db_ptr, C, G, blocks_p, count, cpg,
                                       HAS_W: tl.constexpr, BLOCK_CG: tl.constexpr):
         n, g = tl.program_id(0), tl.program_id(1)
-        j = tl.arange(0, BLOCK_CG)
-        mask = j < cpg
-        cs = g * cpg + j
-        t1 = tl.zeros([BLOCK_CG], dtype=tl.float32)
-        t2 = tl.zeros([BLOCK_CG], dtype=tl.float32)
-        for i in range(blocks_p):
-            t1 += tl.load(t1_ptr + (n * blocks_p + i) * C + cs, mask=mask, other=0.0)
-            t2 += tl.load(t2_ptr + (n * blocks_p + i) * C + cs, mask=mask, other=0.0)
+        cs, mask, t1, t2 = _group_sums(t1_ptr, t2_ptr, n, g, C, blocks_p, cpg, BLOCK_CG)
         w = tl.where(mask, 1.0, 0.0)
         if HAS_W:
             w = tl.load(w_ptr + cs, mask=mask, other=0.0).to(tl.float32)
