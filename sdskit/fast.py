@@ -149,7 +149,10 @@ class FastPath:
         for part in self.parts:
             part.install()
 
-    compiled = False
+    @property
+    def compiled(self):
+        """Whether compile() has switched a part to torch.compile's kernels."""
+        return any(part.compiled for part in self.parts)
 
     def compile(self):
         """Record the kernels of torch.compile for the U-Net (the whole model, its default mode)
@@ -163,7 +166,6 @@ class FastPath:
                 part.forward_fn = torch.compile(type(part.module).forward, dynamic=False)
                 part.compiled = True
                 part.graphs.clear()
-        self.compiled = True
 
     def renderer(self):
         """A drop-in for nerf.render_rays replaying graphs (render() takes it as ray_renderer)."""
